@@ -1,0 +1,54 @@
+r"""Trains a tfgrow experiment described by gin files.
+
+Usage:
+  python -m launchers.train \
+    --gin_file=configs/experiments/fashion_mnist_resnet20_grow.gin \
+    [--gin_file=configs/tiny.gin] [--gin_bindings="tfgrow.train.epochs=2"] \
+    --model_dir=/tmp/runs/resnet20_grow [--tpu=NAME|local]
+
+Every setting lives in gin except the output directory and the TPU name, which are flags. The
+operative gin config, checkpoints, TensorBoard events and summary.json go to --model_dir.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied after the files.")
+flags.DEFINE_string("model_dir", None, "Output directory (local path or gs://).")
+flags.DEFINE_string("tpu", None, "Cloud TPU name, or 'local'; selects TPUStrategy.")
+flags.mark_flag_as_required("model_dir")
+FLAGS = flags.FLAGS
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from tfgrow import config as config_lib
+    from tfgrow.train.loop import train
+    from tfgrow.train.strategy import make_strategy
+
+    try:
+        config_lib.parse(FLAGS.gin_file, FLAGS.gin_bindings, search_path=REPO_ROOT)
+    except config_lib.ConfigError as error:
+        logging.error("%s", error)
+        sys.exit(2)
+    strategy = make_strategy(tpu=FLAGS.tpu)
+    summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
+    logging.info(
+        "done: eval_accuracy %.4f  params %d/%d  train_cost_savings %.2fx  wall %.0fs  -> %s",
+        summary["eval_accuracy"],
+        summary["params"],
+        summary["params_full"],
+        summary["train_cost_savings"],
+        summary["wall_time_s"],
+        os.path.join(FLAGS.model_dir, "summary.json"),
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

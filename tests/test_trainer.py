@@ -1,0 +1,129 @@
+"""A training step: detached structures stay put; counters, FLOPs and lambda advance."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfgrow import cost
+from tfgrow.budget import Budget
+from tfgrow.masks import Temperature, step_seed
+from tfgrow.models import basic3resnet, resnet_cifar
+from tfgrow.train.trainer import Trainer
+
+STEPS_PER_EPOCH = 10
+
+
+def _trainer(network, weight_decay=0.1, budget=None):
+    return Trainer(
+        network,
+        tf.distribute.get_strategy(),
+        global_batch_size=4,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        learning_rate=lambda step: 0.1,
+        mask_learning_rate=lambda step: 0.1,
+        temperature=Temperature(num_epochs=3),
+        weight_decay=weight_decay,
+        seed=3,
+        budget=budget or Budget(target=0.5),
+    )
+
+
+def _batch(network):
+    images = tf.random.normal([4, *network.input_spec_shape], seed=1)
+    return images, tf.constant([0, 1, 2, 0])
+
+
+def _sampled_context(network, trainer):
+    """The context the trainer's first step samples (same seed folding as the step)."""
+    return network.sample_context(
+        step_seed(trainer.seed, 0), trainer.temperature, 0.0, trainer.relaxation
+    )
+
+
+def test_detached_structures_get_no_update_no_decay_no_momentum():
+    tf.keras.utils.set_random_seed(0)
+    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    for group in network.channel_groups.values():
+        group.logits.assign(tf.zeros_like(group.logits))  # p = 0.5: a mixed draw
+    trainer = _trainer(network)
+    # A non-zero momentum buffer would move detached weights if they were updated at all.
+    for velocity in trainer.weight_optimizer.velocities:
+        velocity.assign(tf.ones_like(velocity))
+    context = _sampled_context(network, trainer)
+    conv = network.layer_sequence[1].conv1  # stage1 -> stage1_block1
+    active_out = context.channels[conv.output_group].mask.numpy().astype(bool)
+    active_in = context.channels[conv.input_group].mask.numpy().astype(bool)
+    assert 0 < active_out.sum() < active_out.size and 0 < active_in.sum() < active_in.size
+    before = {
+        "kernel": conv.kernel.numpy(),
+        "gamma": conv.gamma.numpy(),
+        "moving_mean": conv.moving_mean.numpy(),
+    }
+    trainer.train_step(_batch(network))
+    kernel_changed = conv.kernel.numpy() != before["kernel"]
+    computed = active_in[:, None] & active_out[None, :]
+    assert np.all(kernel_changed[:, :, computed])
+    assert not np.any(kernel_changed[:, :, ~computed])
+    np.testing.assert_array_equal(conv.gamma.numpy()[~active_out], before["gamma"][~active_out])
+    assert np.all(conv.gamma.numpy()[active_out] != before["gamma"][active_out])
+    np.testing.assert_array_equal(
+        conv.moving_mean.numpy()[~active_out], before["moving_mean"][~active_out]
+    )
+
+
+def test_counters_advance_for_active_structures_with_layer_priority():
+    tf.keras.utils.set_random_seed(0)
+    network = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 4, 4))
+    for group in network.group_variables().values():
+        group.logits.assign(tf.zeros_like(group.logits))
+    trainer = _trainer(network)
+    context = _sampled_context(network, trainer)
+    trainer.train_step(_batch(network))
+    parents = network.groups_parent()
+    for name, group in network.channel_groups.items():
+        expected = context.channels[name].mask.numpy()
+        if parents[name] is not None:
+            expected = expected * float(context.gates[parents[name]].on)
+        np.testing.assert_allclose(group.counters.numpy(), expected / STEPS_PER_EPOCH)
+
+
+def test_training_flops_count_the_sampled_subnetwork():
+    tf.keras.utils.set_random_seed(0)
+    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    trainer = _trainer(network)
+    context = _sampled_context(network, trainer)
+    widths, blocks = network.widths_and_blocks(context)
+    widths = {k: int(v) for k, v in widths.items()}
+    trainer.train_step(_batch(network))
+    expected = 3 * cost.count(network.layer_costs, widths, blocks)[1] * 4
+    assert float(trainer.train_flops) == expected
+    assert float(trainer.train_flops_full) == 3 * network.full_cost()[1] * 4
+
+
+def test_lambda_is_negative_under_budget_and_positive_over_it():
+    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    trainer = _trainer(network, budget=Budget(target=0.5, lambda_channel_base=0.5, update_steps=1))
+    trainer.train_step(_batch(network))  # seed network: far under budget
+    fraction = float(trainer.budget_fraction())
+    assert float(trainer.lambda_channel) < 0
+    for group in network.channel_groups.values():
+        group.logits.assign(tf.ones_like(group.logits))  # everything on: over budget
+    trainer.train_step(_batch(network))
+    assert float(trainer.lambda_channel) == np.float32(0.5 * (1.0 - 0.5))
+    assert fraction < 0.5
+
+
+def test_unsampled_logits_move_only_by_the_budget_term():
+    """METHOD.md Eq. 8: s_j -= lr * beta sigma'(beta s_j) * lambda when q_j = 0."""
+    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    trainer = _trainer(network, budget=Budget(target=0.9, lambda_channel_base=0.5, update_steps=1))
+    context = _sampled_context(network, trainer)
+    group = network.channel_groups["stage2_block1"]
+    before = group.logits.numpy()
+    trainer.train_step(_batch(network))
+    lam = float(trainer.lambda_channel)
+    sigma = 1 / (1 + np.exp(-before))
+    expected = before - 0.1 * sigma * (1 - sigma) * lam  # beta = 1 at u = 0
+    unsampled = ~context.channels["stage2_block1"].mask.numpy().astype(bool)
+    assert unsampled.sum() > 0 and lam < 0
+    np.testing.assert_allclose(group.logits.numpy()[unsampled], expected[unsampled], rtol=1e-5)
+    assert np.all(group.logits.numpy()[unsampled] > before[unsampled])  # grows under budget

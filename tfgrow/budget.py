@@ -1,0 +1,58 @@
+"""Budget-aware penalty weights (METHOD.md §1.3, Eq. 4).
+
+`lambda_c = lambda_c_base * (current - target)` and `lambda_l = lambda_l_base * (current -
+target)`, where `current` is the cost of the deterministic architecture H(s) as a fraction of the
+full network. Under budget lambda < 0 and the penalty grows the network; over budget it prunes.
+With `target=None` the weights stay at their base values (the fixed-lambda mode of Eq. 3).
+"""
+
+import dataclasses
+
+import gin
+
+from tfgrow import cost as cost_lib
+
+METRICS = ("params", "flops")
+
+
+@gin.configurable(module="tfgrow")
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How the penalty weights follow the resource budget.
+
+    Args:
+        target: target cost as a fraction of the full network, in (0, 1]; None for fixed lambda.
+        metric: "params" (default) or "flops".
+        lambda_channel_base: lambda_c_base (0.5 when only channels grow, 1.0 with layers).
+        lambda_layer_base: lambda_l_base (0.1 when layers grow too).
+        update_steps: refresh lambda every this many steps.
+    """
+
+    target: float | None = 0.35
+    metric: str = "params"
+    lambda_channel_base: float = 0.5
+    lambda_layer_base: float = 0.1
+    update_steps: int = 50
+
+    def __post_init__(self):
+        if self.target is not None and not 0.0 < float(self.target) <= 1.0:
+            raise ValueError(
+                "Expected a budget target as a fraction of the full network in (0, 1]. "
+                f"Received: target={self.target}. Use e.g. target=0.35 for 35% of the full "
+                "network's cost, or target=None for a fixed lambda."
+            )
+        if self.metric not in METRICS:
+            raise ValueError(f"Expected budget metric in {METRICS}. Received: {self.metric!r}")
+        if int(self.update_steps) < 1:
+            raise ValueError(f"Expected update_steps >= 1. Received: {self.update_steps}")
+
+    def lambdas(self, current_fraction):
+        """(lambda_c, lambda_l) for the current cost fraction."""
+        if self.target is None:
+            return self.lambda_channel_base, self.lambda_layer_base
+        gap = current_fraction - float(self.target)
+        return self.lambda_channel_base * gap, self.lambda_layer_base * gap
+
+    def current_fraction(self, layer_costs, widths, blocks):
+        """Cost fraction of an architecture (Python numbers or tensors) in this metric."""
+        return cost_lib.fraction(layer_costs, widths, blocks, self.metric)

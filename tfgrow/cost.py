@@ -1,0 +1,131 @@
+"""Parameter and FLOP counts of an architecture (METHOD.md §1.7).
+
+A network is described by a list of `LayerCost` entries, one per conv/dense layer. Counting takes
+the width of every channel group and the state (0/1) of every block, given either as Python
+numbers (an architecture such as H(s)) or as tensors (the sub-network sampled in a training step),
+so one formula serves the summary, the budget and the training-FLOPs accumulator.
+
+- params: kernel and bias weights, plus BN gamma and beta (moving statistics and mask logits are
+  not parameters).
+- FLOPs per example: 2 * kh * kw * C_in * C_out * H_out * W_out per conv (depthwise:
+  2 * kh * kw * C * H_out * W_out), 2 * in * out per dense; elementwise ops are ignored.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+
+import tensorflow as tf
+
+TRAINING_FLOPS_PER_FORWARD = 3  # forward + backward (two matmuls per forward one)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCost:
+    """The shape of one conv or dense layer, as far as counting needs it.
+
+    Attributes:
+        name: the layer's name.
+        kind: "conv", "depthwise" or "dense".
+        kernel_size: (kh, kw); (1, 1) for dense.
+        output_pixels: H_out * W_out (1 for dense).
+        input_group: channel group of the input, or None when the input width is fixed.
+        output_group: channel group of the output, or None when fixed.
+        input_width: the full input width.
+        output_width: the full output width.
+        use_bias: whether the layer has a bias vector.
+        use_batch_norm: whether a BN (gamma, beta) follows.
+        block: the name of the block whose layer mask encloses the layer, or None.
+    """
+
+    name: str
+    kind: str
+    kernel_size: tuple
+    output_pixels: int
+    input_group: str | None
+    output_group: str | None
+    input_width: int
+    output_width: int
+    use_bias: bool = False
+    use_batch_norm: bool = True
+    block: str | None = None
+
+
+def _exact(value):
+    """Python numbers stay exact; tensors become float64 (no int32 overflow, mixes with 0/1)."""
+    return tf.cast(value, tf.float64) if tf.is_tensor(value) else value
+
+
+def _width(group, full_width, widths):
+    if group is None:
+        return full_width
+    return _exact(widths[group])
+
+
+def _layer_counts(layer, widths):
+    c_in = _width(layer.input_group, layer.input_width, widths)
+    c_out = _width(layer.output_group, layer.output_width, widths)
+    kh, kw = layer.kernel_size
+    if layer.kind == "depthwise":
+        params = kh * kw * c_out
+        flops = 2 * kh * kw * c_out * layer.output_pixels
+    elif layer.kind in ("conv", "dense"):
+        params = kh * kw * c_in * c_out
+        flops = 2 * kh * kw * c_in * c_out * layer.output_pixels
+    else:
+        raise ValueError(f"Expected kind conv, depthwise or dense. Received: {layer.kind!r}")
+    if layer.use_bias:
+        params = params + c_out
+    if layer.use_batch_norm:
+        params = params + 2 * c_out
+    return params, flops
+
+
+def count(layers, widths, blocks=None):
+    """Returns (params, flops per example) of the network at the given widths and blocks.
+
+    Args:
+        layers: sequence of LayerCost.
+        widths: mapping channel group -> active width (int or scalar tensor).
+        blocks: mapping block name -> 0/1 (int, float or tensor); missing blocks are on.
+    """
+    blocks = blocks or {}
+    total_params, total_flops = 0, 0
+    for layer in layers:
+        params, flops = _layer_counts(layer, widths)
+        if layer.block is not None and layer.block in blocks:
+            on = _exact(blocks[layer.block])
+            params, flops = params * on, flops * on
+        total_params = total_params + params
+        total_flops = total_flops + flops
+    return total_params, total_flops
+
+
+def full_widths(layers):
+    """The maximal width of every channel group named by `layers`."""
+    widths = {}
+    for layer in layers:
+        if layer.input_group is not None:
+            widths[layer.input_group] = layer.input_width
+        if layer.output_group is not None:
+            widths[layer.output_group] = layer.output_width
+    return widths
+
+
+def training_flops(forward_flops_per_example, batch_size):
+    """Training FLOPs of one step: 3 x forward FLOPs x batch size (METHOD.md §1.7)."""
+    return TRAINING_FLOPS_PER_FORWARD * forward_flops_per_example * batch_size
+
+
+def fraction(layers, widths, blocks, metric):
+    """The cost of (widths, blocks) as a fraction of the full network, in params or flops."""
+    if metric not in ("params", "flops"):
+        raise ValueError(f"Expected metric 'params' or 'flops'. Received: {metric!r}")
+    index = 0 if metric == "params" else 1
+    current = count(layers, widths, blocks)[index]
+    full = count(layers, full_widths(layers), {})[index]
+    return current / full
+
+
+def as_python(mapping: Mapping):
+    """Converts a mapping of scalar tensors to Python ints (for summaries)."""
+    return {key: int(value) for key, value in mapping.items()}

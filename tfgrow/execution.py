@@ -1,0 +1,52 @@
+"""What one forward pass runs: active sets per channel group, gates per block, BN mode.
+
+Growable layers read their input and output `ActiveSet`s from an `ExecutionContext` and compute
+only those channels (DESIGN.md, "Compact execution"). Layers never assign state during the pass:
+batch-norm moving statistics are collected in `state_updates` and applied by the training step
+after the gradients, in cross-replica context, so the same layers serve one device, several
+replicas and (later) Keras `fit`.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from tfgrow.masks import FULL
+
+
+@dataclasses.dataclass
+class ExecutionContext:
+    """Per-pass state shared by all growable layers.
+
+    Attributes:
+        channels: channel group name -> ActiveSet; a missing group runs at full width.
+        gates: block name -> Gate; a missing block is always on with value 1.
+        training: batch statistics for BN (and collect moving-statistic updates) when True.
+        sync_batch_norm: all-reduce BN statistics over replicas, so that N replicas with a global
+            batch B give the same result as one device with batch B.
+        state_updates: list of (variable, new value) filled by the layers during the pass.
+    """
+
+    channels: dict = dataclasses.field(default_factory=dict)
+    gates: dict = dataclasses.field(default_factory=dict)
+    training: bool = False
+    sync_batch_norm: bool = False
+    state_updates: list = dataclasses.field(default_factory=list)
+
+    def active(self, group):
+        if group is None:
+            return FULL
+        return self.channels.get(group, FULL)
+
+    def gate(self, block):
+        if block is None:
+            return None
+        return self.gates.get(block)
+
+    def replica_mean(self, tensors):
+        """Means of `tensors` over replicas (identity on one replica or without sync BN)."""
+        context = tf.distribute.get_replica_context()
+        if not self.sync_batch_norm or context is None or context.num_replicas_in_sync == 1:
+            return tensors
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, tensors)
+        return [t / context.num_replicas_in_sync for t in summed]

@@ -1,0 +1,186 @@
+"""Growable residual and plain blocks with optional layer masks (METHOD.md §1.1, Eq. 2).
+
+A basic block is conv3x3-BN-ReLU-conv3x3-BN. Residual: `relu(shortcut(x) + m_l * F(x))`. Plain
+(AutoGrow's PlainLayers, a residual block with its shortcut removed): `m_l * relu(F(x)) +
+(1 - m_l) * x`. A block that keeps shape may carry a layer mask; when its sampled gate is 0 the
+block is not run at all (`tf.cond`), its output is its input. The first block of a stage (strided
+or projecting) has no layer mask: it always exists.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfgrow.layers.conv import GrowableConv2D
+
+
+class GrowableBlock(keras.layers.Layer):
+    """A basic residual or plain block whose filters (and, optionally, existence) are learned.
+
+    Args:
+        filters: maximal width of both convolutions.
+        input_group: channel group of the input stream.
+        inner_group: channel group of the first convolution's output.
+        output_group: channel group of the output stream (shared by every producer that adds
+            into it: the residual tie of METHOD.md §1.1).
+        strides: stride of the first convolution.
+        residual: residual (True) or plain (False) block.
+        projection: add a 1x1 conv + BN shortcut (residual blocks that change shape).
+        gated: whether the block has a layer mask; its name is the block's name.
+
+    Call arguments:
+        inputs: NHWC tensor on the input group's active set.
+        context: an `ExecutionContext`.
+    """
+
+    def __init__(
+        self,
+        filters,
+        input_group,
+        inner_group,
+        output_group,
+        strides=1,
+        residual=True,
+        projection=False,
+        gated=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if gated and (strides != 1 or projection or input_group != output_group):
+            raise ValueError(
+                "Expected a gated block to keep its shape (stride 1, no projection, same input "
+                f"and output group). Received: strides={strides}, projection={projection}, "
+                f"input_group={input_group!r}, output_group={output_group!r}"
+            )
+        self.filters = int(filters)
+        self.input_group = input_group
+        self.inner_group = inner_group
+        self.output_group = output_group
+        self.strides = int(strides)
+        self.residual = residual
+        self.projection = projection
+        self.gated = gated
+        block = self.name if gated else None
+        self.conv1 = GrowableConv2D(
+            filters,
+            3,
+            strides,
+            input_group=input_group,
+            output_group=inner_group,
+            block=block,
+            name=f"{self.name}_conv1",
+        )
+        self.conv2 = GrowableConv2D(
+            filters,
+            3,
+            1,
+            input_group=inner_group,
+            output_group=output_group,
+            activation="relu" if not residual else "linear",
+            block=block,
+            name=f"{self.name}_conv2",
+        )
+        self.shortcut = (
+            GrowableConv2D(
+                filters,
+                1,
+                strides,
+                input_group=input_group,
+                output_group=output_group,
+                activation="linear",
+                name=f"{self.name}_shortcut",
+            )
+            if projection
+            else None
+        )
+
+    @property
+    def gate_name(self):
+        return self.name if self.gated else None
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        self.conv1.build(input_shape)
+        self.conv2.build((*input_shape[:-1], self.filters))
+        if self.shortcut is not None:
+            self.shortcut.build(input_shape)
+        self.built = True
+
+    def conv_layers(self):
+        layers = [self.conv1, self.conv2]
+        return layers + ([self.shortcut] if self.shortcut is not None else [])
+
+    def _body(self, inputs, context):
+        return self.conv2(self.conv1(inputs, context=context), context=context)
+
+    def call(self, inputs, context):
+        gate = context.gate(self.gate_name)
+        value = 1.0 if gate is None else gate.value
+        if self.residual:
+            shortcut = (
+                self.shortcut(inputs, context=context) if self.shortcut is not None else inputs
+            )
+
+            def run():
+                return tf.nn.relu(shortcut + value * self._body(inputs, context))
+
+        else:
+
+            def run():
+                body = self._body(inputs, context)
+                return body if gate is None else value * body + (1.0 - value) * inputs
+
+        if gate is None:
+            return run()
+        return self._run_if_on(gate, run, inputs, context)
+
+    def _run_if_on(self, gate, run, inputs, context):
+        """Runs the block only when its gate is on; otherwise the output is the input."""
+        if not context.training:
+            return tf.cond(gate.on, run, lambda: inputs)
+        # BN moving-statistic updates made inside the branch must leave it as cond outputs; an
+        # off block leaves its statistics as they are.
+        variables = [
+            variable
+            for layer in (self.conv1, self.conv2)
+            if layer.use_batch_norm
+            for variable in (layer.moving_mean, layer.moving_variance)
+        ]
+        outer_updates = context.state_updates
+
+        def on():
+            context.state_updates = []
+            output = run()
+            new_values = {id(variable): value for variable, value in context.state_updates}
+            return output, [new_values[id(variable)] for variable in variables]
+
+        def off():
+            return inputs, [tf.convert_to_tensor(variable) for variable in variables]
+
+        try:
+            output, values = tf.cond(gate.on, on, off)
+        finally:
+            context.state_updates = outer_updates
+        context.state_updates.extend(zip(variables, values))
+        return output
+
+    def output_spatial(self, height, width):
+        return self.conv1.output_spatial(height, width)
+
+    def layer_costs(self, height, width):
+        """LayerCost of each conv, at the spatial size each one actually produces."""
+        out_height, out_width = self.output_spatial(height, width)
+        return [layer.layer_cost(out_height, out_width) for layer in self.conv_layers()]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            input_group=self.input_group,
+            inner_group=self.inner_group,
+            output_group=self.output_group,
+            strides=self.strides,
+            residual=self.residual,
+            projection=self.projection,
+            gated=self.gated,
+        )
+        return config

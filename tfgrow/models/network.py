@@ -1,0 +1,280 @@
+"""GrowingNetwork: a sequence of growable layers plus the mask groups they obey.
+
+The network owns every `MaskGroup` (channel groups and block gates), so its state is checkpointed
+and distributed with the model. It produces the three kinds of `ExecutionContext` a run needs:
+
+- `sample_context`: the sub-network sampled for one training step (METHOD.md §1.2);
+- `deterministic_context`: H(s), with mask values sigma(beta s) on the kept structures (§1.6);
+- `full_context`: every structure on, unmasked (the full network, and the "full" baseline).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfgrow import cost as cost_lib
+from tfgrow.execution import ExecutionContext
+from tfgrow.layers.blocks import GrowableBlock
+from tfgrow.masks import ActiveSet, Gate, MaskGroup, active_set, sample_mask
+
+
+class GrowingNetwork(keras.Model):
+    """A network of growable layers, executed on the active channels and blocks only.
+
+    Args:
+        layers: ordered growable layers (GrowableConv2D, GrowableBlock, Pool2D, GrowableDense);
+            each is called as `layer(x, context=context)`.
+        groups: the channel `MaskGroup`s the layers name; gates are created for gated blocks.
+        input_shape: (H, W, C) of the input images.
+        growing: False builds the plain full network: no sampling, every structure on.
+        seed_blocks_on: gated blocks that start on (METHOD.md §1.5: none; the first block of a
+            stage is ungated and always on).
+    """
+
+    def __init__(self, layers, groups, input_shape, growing=True, **kwargs):
+        super().__init__(**kwargs)
+        self.layer_sequence = list(layers)
+        self.growing = growing
+        self.input_spec_shape = tuple(int(d) for d in input_shape)
+        self.channel_groups = {group.name: group for group in groups}
+        gated = [layer for layer in self.layer_sequence if isinstance(layer, GrowableBlock)]
+        self.gate_groups = {
+            block.name: MaskGroup(1, kind="layer", num_on=0, name=block.name + "_gate")
+            for block in gated
+            if block.gated
+        }
+        self._build_all()
+
+    # ----------------------------------------------------------------- structure
+    def _build_all(self):
+        for group in list(self.channel_groups.values()) + list(self.gate_groups.values()):
+            group.build()
+        height, width, channels = self.input_spec_shape
+        shape = (None, height, width, channels)
+        costs = []
+        for layer in self.layer_sequence:
+            if not layer.built:
+                layer.build(shape)
+            if hasattr(layer, "layer_costs"):
+                costs += layer.layer_costs(height, width)
+            height, width = layer.output_spatial(height, width)
+            shape = self._output_shape(layer, shape, height, width)
+        self.layer_costs = costs
+        for name, cost in ((c.output_group, c) for c in costs):
+            if name is not None and name not in self.channel_groups:
+                raise ValueError(f"Layer {cost.name!r} names an unknown channel group {name!r}")
+        self.built = True
+
+    @staticmethod
+    def _conv_layers_of(layer):
+        if isinstance(layer, GrowableBlock):
+            return layer.conv_layers()
+        return [layer] if hasattr(layer, "layer_cost") else []
+
+    @staticmethod
+    def _output_shape(layer, shape, height, width):
+        if hasattr(layer, "filters"):
+            return (None, height, width, layer.filters)
+        if hasattr(layer, "units"):
+            return (None, layer.units)
+        if getattr(layer, "kind", None) == "global_average":
+            return (None, shape[-1])
+        return (None, height, width, shape[-1])
+
+    def groups_parent(self):
+        """Channel group -> enclosing gate name (None when not inside a gated block)."""
+        parents = {name: None for name in self.channel_groups}
+        for layer in self.layer_sequence:
+            if isinstance(layer, GrowableBlock) and layer.gated:
+                parents[layer.inner_group] = layer.name
+        return parents
+
+    # ----------------------------------------------------------------- execution
+    def call(self, inputs, training=False):
+        """Inference at H(s) (the architecture the run would return now)."""
+        context = self.deterministic_context(self._current_temperature, self._current_epoch)
+        return self.forward(inputs, context)
+
+    _current_temperature = None
+    _current_epoch = 0.0
+
+    def forward(self, inputs, context):
+        x = inputs
+        for layer in self.layer_sequence:
+            x = layer(x, context=context)
+        return x
+
+    def _probabilities(self, group, temperature, epoch):
+        if temperature is None:
+            return tf.sigmoid(tf.convert_to_tensor(group.logits))
+        return group.probabilities(temperature, epoch)
+
+    def full_context(self, training=False, sync_batch_norm=False):
+        return ExecutionContext(training=training, sync_batch_norm=sync_batch_norm)
+
+    def deterministic_context(self, temperature, epoch, training=False):
+        """H(s): kept structures with mask value sigma(beta s); off blocks are skipped."""
+        if not self.growing:
+            return self.full_context(training)
+        context = ExecutionContext(training=training)
+        for name, group in self.channel_groups.items():
+            values = self._probabilities(group, temperature, epoch)
+            context.channels[name] = active_set(group.deterministic_keep(), values)
+        for name, group in self.gate_groups.items():
+            values = self._probabilities(group, temperature, epoch)
+            context.gates[name] = Gate(group.deterministic_keep()[0], values[0])
+        return context
+
+    def sample_context(self, seed, temperature, epoch, relaxation="sigmoid", sync_batch_norm=False):
+        """Samples q for every group with a stateless `seed` ([2] int32) for one training step."""
+        context = ExecutionContext(training=True, sync_batch_norm=sync_batch_norm)
+        if not self.growing:
+            return context
+        for index, (name, group) in enumerate(self._all_groups()):
+            group_seed = tf.random.experimental.stateless_fold_in(seed, index)
+            beta = temperature.beta(tf.convert_to_tensor(group.counters), epoch)
+            q, relaxed = sample_mask(
+                group.logits, beta, group_seed, relaxation, at_least_one=group.kind == "channel"
+            )
+            if group.kind == "layer":
+                context.gates[name] = Gate(q[0], relaxed[0])
+            else:
+                context.channels[name] = active_set(q, relaxed)
+        return context
+
+    def _all_groups(self):
+        items = list(self.channel_groups.items())
+        items += [(name, group) for name, group in self.gate_groups.items()]
+        return items
+
+    def dense_equivalent(self, context):
+        """The same sampled masks executed at full width: masked-out channels carry value 0.
+
+        Used by tests: compact and dense execution of one context must agree in outputs and in
+        gradients (DESIGN.md, "one code path serves every mode").
+        """
+        dense = ExecutionContext(training=context.training, sync_batch_norm=context.sync_batch_norm)
+        for name, active in context.channels.items():
+            size = self.channel_groups[name].size
+            values = tf.scatter_nd(active.indices[:, None], active.values, [size])
+            dense.channels[name] = ActiveSet(tf.range(size), values, tf.ones([size]))
+        for name, gate in context.gates.items():
+            dense.gates[name] = Gate(
+                tf.constant(True), tf.where(gate.on, gate.value, tf.zeros_like(gate.value))
+            )
+        return dense
+
+    # ----------------------------------------------------------------- bookkeeping
+    def gate_on(self, context, block):
+        gate = context.gate(block)
+        return 1.0 if gate is None else tf.cast(gate.on, tf.float32)
+
+    def weight_masks(self, context):
+        """id(variable) -> 0/1 mask of entries computed in this pass; absent means all."""
+        masks = {}
+        for layer in self.layer_sequence:
+            for conv in self._conv_layers_of(layer):
+                on = self.gate_on(context, conv.block)
+                layer_masks = conv.weight_masks(context)
+                if conv.block is not None and context.gate(conv.block) is not None:
+                    variables = [conv.kernel] + [
+                        v
+                        for v in (
+                            conv.bias,
+                            getattr(conv, "gamma", None),
+                            getattr(conv, "beta", None),
+                        )
+                        if v is not None
+                    ]
+                    for variable in variables:
+                        base = layer_masks.get(id(variable), tf.ones(variable.shape))
+                        layer_masks[id(variable)] = base * on
+                masks.update(layer_masks)
+        return masks
+
+    def active_structures(self, context):
+        """Group name -> float 0/1 vector of structures active in this pass, with layer priority.
+
+        These are the structures whose counters u advance (METHOD.md §1.4).
+        """
+        parents = self.groups_parent()
+        result = {}
+        for name, group in self.channel_groups.items():
+            active = context.active(name)
+            mask = tf.ones([group.size]) if active.mask is None else active.mask
+            result[name] = mask * self.gate_on(context, parents[name])
+        for block, gate in self.gate_groups.items():
+            result[gate.name] = tf.reshape(self.gate_on(context, block), [1])
+        return result
+
+    def group_variables(self):
+        """MaskGroup name -> MaskGroup, channel groups and block gates (`<block>_gate`)."""
+        return {group.name: group for _, group in self._all_groups()}
+
+    def widths_and_blocks(self, context):
+        """(group -> active width, block -> 0/1) of the network a context runs (tensors)."""
+        widths = {}
+        for name, group in self.channel_groups.items():
+            active = context.active(name)
+            widths[name] = group.size if active.is_full else tf.shape(active.indices)[0]
+        blocks = {name: self.gate_on(context, name) for name in self.gate_groups}
+        return widths, blocks
+
+    def deterministic_widths_and_blocks(self):
+        """(group -> width, block -> 0/1) of H(s) as tensors, without building active sets."""
+        widths = {
+            name: tf.reduce_sum(tf.cast(group.deterministic_keep(), tf.int32))
+            for name, group in self.channel_groups.items()
+        }
+        blocks = {
+            name: tf.cast(group.deterministic_keep()[0], tf.float32)
+            for name, group in self.gate_groups.items()
+        }
+        return widths, blocks
+
+    def architecture(self):
+        """H(s) as Python ints: (group -> width, block -> 0/1)."""
+        context = self.deterministic_context(None, 0.0)
+        widths, blocks = self.widths_and_blocks(context)
+        return (
+            {name: int(value) for name, value in widths.items()},
+            {name: int(np.round(float(value))) for name, value in blocks.items()},
+        )
+
+    def all_block_names(self):
+        return [layer.name for layer in self.layer_sequence if isinstance(layer, GrowableBlock)]
+
+    def full_cost(self):
+        return cost_lib.count(self.layer_costs, cost_lib.full_widths(self.layer_costs), {})
+
+    def mask_penalty(self, temperature, epoch):
+        """(sum over channel structures, sum over layer structures) of sigma(beta s)."""
+        channel_sum = (
+            tf.add_n(
+                [
+                    tf.reduce_sum(g.probabilities(temperature, epoch))
+                    for g in self.channel_groups.values()
+                ]
+            )
+            if self.channel_groups
+            else tf.constant(0.0)
+        )
+        layer_sum = (
+            tf.add_n(
+                [
+                    tf.reduce_sum(g.probabilities(temperature, epoch))
+                    for g in self.gate_groups.values()
+                ]
+            )
+            if self.gate_groups
+            else tf.constant(0.0)
+        )
+        return channel_sum, layer_sum
+
+    def mask_variables(self):
+        return [g.logits for _, g in self._all_groups()]
+
+    def weight_variables(self):
+        """Trainable weights other than mask logits."""
+        logit_ids = {id(v) for v in self.mask_variables()}
+        return [v for v in self.trainable_variables if id(v) not in logit_ids]

@@ -1,0 +1,386 @@
+"""`train`: the gin-configurable root of every tfgrow run (growing or full-width training).
+
+The launcher parses gin files and calls `train(model_dir=...)`; library code reads no flags.
+Per step: sample, run the compact step, accumulate training FLOPs. Every `Budget.update_steps`
+steps: refresh lambda from the cost of H(s). Per epoch: evaluate H(s) on the test split, log to
+the console and TensorBoard, checkpoint. At the end: `summary.json`.
+"""
+
+import json
+import math
+import os
+import time
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from tfgrow import cost as cost_lib
+from tfgrow import data as data_lib
+from tfgrow.budget import Budget
+from tfgrow.masks import RELAXATIONS, Temperature
+from tfgrow.train.strategy import make_strategy
+from tfgrow.train.trainer import Trainer
+
+METHODS = ("grow", "full")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training step's loss is NaN or infinite."""
+
+
+@gin.configurable(module="tfgrow")
+def learning_rate_schedule(total_steps, base=0.1, kind="cosine", boundaries=(0.5, 0.75), decay=0.1):
+    """A Keras learning-rate schedule over `total_steps`.
+
+    Args:
+        total_steps: steps of the whole run.
+        base: initial learning rate.
+        kind: "cosine" (to 0 at the end), "step" (times `decay` at each fraction in
+            `boundaries` of the run) or "constant".
+        boundaries: fractions of the run where the step schedule decays.
+        decay: the step schedule's factor.
+    """
+    if kind not in SCHEDULES:
+        raise ValueError(f"Expected schedule kind in {SCHEDULES}. Received: kind={kind!r}")
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(base, max(1, total_steps))
+    if kind == "step":
+        steps = [int(b * total_steps) for b in boundaries]
+        values = [base * decay**i for i in range(len(steps) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
+    return lambda step: tf.constant(base, tf.float32)
+
+
+@gin.configurable(module="tfgrow", denylist=["model_dir"])
+def train(
+    model_dir,
+    model_fn=gin.REQUIRED,
+    dataset=gin.REQUIRED,
+    method="grow",
+    epochs=10,
+    global_batch_size=128,
+    learning_rate=0.1,
+    schedule="cosine",
+    momentum=0.9,
+    weight_decay=5e-4,
+    mask_learning_rate=None,
+    mask_momentum=0.0,
+    temperature_mode="structure",
+    beta0=1.0,
+    final_temperature=200.0,
+    relaxation="sigmoid",
+    seed=0,
+    data_dir=None,
+    max_train_examples=None,
+    max_eval_examples=None,
+    log_every_steps=50,
+    mock_data_if_missing=False,
+    strategy=None,
+):
+    """Trains one network and writes checkpoints, TensorBoard events and `summary.json`.
+
+    Args:
+        model_dir: output directory (from the launcher's --model_dir).
+        model_fn: builder `(input_shape, num_classes, growing=...) -> GrowingNetwork`, e.g.
+            `@tfgrow.models.resnet_cifar`.
+        dataset: tfds name, e.g. "fashion_mnist" or "cifar10".
+        method: "grow" (METHOD.md §1) or "full" (the same network at full width, no masks).
+        epochs: training epochs T (also sets gamma = final_temperature ** (1 / T)).
+        global_batch_size: examples per step over all replicas.
+        learning_rate, schedule: weight learning rate and its schedule ("cosine", "step",
+            "constant").
+        momentum, weight_decay: weight optimiser settings.
+        mask_learning_rate: base learning rate of the logits, on the weights' schedule kind;
+            None uses the weights' learning rate.
+        mask_momentum: logit momentum.
+        temperature_mode, beta0, final_temperature: METHOD.md §1.4.
+        relaxation: "sigmoid" or "gumbel".
+        seed: seed of initialisation, data order and mask sampling.
+        data_dir: tfds data directory (may be gs://).
+        max_train_examples, max_eval_examples: truncate the splits (tiny runs).
+        log_every_steps: console and TensorBoard logging interval.
+        mock_data_if_missing: when the dataset is not prepared locally, train on random data
+            of its shape (`tfds.testing.mock_data`) instead of stopping; for smoke runs only.
+        strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
+
+    Returns:
+        The summary dict (also written to `model_dir/summary.json`).
+    """
+    _check_choice("method", method, METHODS)
+    _check_choice("relaxation", relaxation, RELAXATIONS)
+    if epochs <= 0 or global_batch_size <= 0:
+        raise ValueError(
+            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
+            f"global_batch_size={global_batch_size}"
+        )
+    growing = method == "grow"
+    budget = Budget()
+    temperature = Temperature(beta0, final_temperature, temperature_mode, float(epochs))
+    strategy = strategy or make_strategy()
+    keras.utils.set_random_seed(seed)
+    tf.io.gfile.makedirs(model_dir)
+
+    info, train_data, eval_data = _load_data(
+        dataset,
+        data_dir,
+        global_batch_size,
+        seed,
+        max_train_examples,
+        max_eval_examples,
+        mock_data_if_missing,
+    )
+    num_train = min(info.num_train, max_train_examples or info.num_train)
+    steps_per_epoch = max(1, num_train // global_batch_size)
+    total_steps = steps_per_epoch * epochs
+
+    with strategy.scope():
+        model = model_fn(info.input_shape, info.num_classes, growing=growing)
+        weight_schedule = learning_rate_schedule(total_steps, learning_rate, schedule)
+        mask_schedule = (
+            weight_schedule
+            if mask_learning_rate is None
+            else learning_rate_schedule(total_steps, mask_learning_rate, schedule)
+        )
+        trainer = Trainer(
+            model,
+            strategy,
+            global_batch_size,
+            steps_per_epoch,
+            weight_schedule,
+            mask_schedule,
+            temperature,
+            momentum,
+            weight_decay,
+            mask_momentum=mask_momentum,
+            relaxation=relaxation,
+            seed=seed,
+            budget=budget,
+        )
+    checkpoint = tf.train.Checkpoint(model=model, trainer=trainer)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), 3)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+    _write_operative_config(model_dir)
+
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    dist_train = strategy.experimental_distribute_dataset(train_data)
+    dist_eval = strategy.experimental_distribute_dataset(eval_data)
+    full_params, full_flops = model.full_cost()
+    start_time = time.time()
+    start_epoch = int(trainer.step) // steps_per_epoch
+    evaluation = {}
+    for epoch in range(start_epoch, epochs):
+        totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+        for batch in dist_train:
+            step = int(trainer.step)
+            results = {k: float(v) for k, v in trainer.train_step(batch).items()}
+            if not math.isfinite(results["loss_sum"]):
+                raise NonFiniteLossError(
+                    f"Non-finite training loss at step {step} (epoch {epoch}): "
+                    f"{results['loss_sum']}. The last good checkpoint is "
+                    f"{manager.latest_checkpoint}. Lower the learning rate "
+                    f"(received learning_rate={learning_rate}) or check the input data."
+                )
+            for key in totals:
+                totals[key] += results[key]
+            if (step + 1) % log_every_steps == 0:
+                _log_step(writer, model, trainer, budget, step + 1, results)
+        evaluation = evaluate(trainer, dist_eval)
+        manager.save(checkpoint_number=int(trainer.step))
+        _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
+    summary = _summary(
+        model,
+        trainer,
+        budget,
+        method,
+        dataset,
+        epochs,
+        global_batch_size,
+        evaluation,
+        full_params,
+        full_flops,
+        time.time() - start_time,
+    )
+    _write_json(os.path.join(model_dir, "summary.json"), summary)
+    return summary
+
+
+def _load_data(dataset, data_dir, batch_size, seed, max_train, max_eval, mock_if_missing):
+    """(info, train dataset, eval dataset); falls back to mock data only when asked to."""
+
+    def load():
+        info = data_lib.dataset_info(dataset, data_dir=data_dir)
+        train_data = data_lib.load_dataset(
+            dataset,
+            "train",
+            batch_size=batch_size,
+            data_dir=data_dir,
+            seed=seed,
+            max_examples=max_train,
+        )
+        eval_data = data_lib.load_dataset(
+            dataset,
+            "test",
+            batch_size=batch_size,
+            data_dir=data_dir,
+            max_examples=max_eval,
+        )
+        return info, train_data, eval_data
+
+    try:
+        return load()
+    except data_lib.DatasetNotFoundError:
+        if not mock_if_missing:
+            raise
+    logging.warning(
+        "Dataset %r is not prepared locally: training on RANDOM mock data of its shape "
+        "(tfgrow.train.mock_data_if_missing=True). Results mean nothing.",
+        dataset,
+    )
+    with tfds.testing.mock_data(num_examples=max(max_train or 0, max_eval or 0, 2 * batch_size)):
+        return load()
+
+
+def evaluate(trainer, dist_eval):
+    """Accuracy and loss of H(s) over a distributed dataset."""
+    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+    for batch in dist_eval:
+        for key, value in trainer.eval_step(batch).items():
+            totals[key] += float(value)
+    count = max(totals["count"], 1.0)
+    return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Expected {name} in {choices}. Received: {name}={value!r}")
+
+
+def _architecture_costs(model):
+    widths, blocks = model.architecture()
+    params, flops = cost_lib.count(model.layer_costs, widths, blocks)
+    return widths, blocks, int(params), int(flops)
+
+
+def _log_step(writer, model, trainer, budget, step, results):
+    count = max(results["count"], 1.0)
+    loss, accuracy = results["loss_sum"] / count, results["correct"] / count
+    widths, blocks, params, _ = _architecture_costs(model)
+    fraction = budget.current_fraction(model.layer_costs, widths, blocks)
+    logging.info(
+        "step %d  loss %.4f  train_acc %.4f  budget_fraction %.3f  lambda_c %.4f  savings %.2fx",
+        step,
+        loss,
+        accuracy,
+        fraction,
+        float(trainer.lambda_channel),
+        float(trainer.train_flops_full) / max(float(trainer.train_flops), 1.0),
+    )
+    with writer.as_default(step=step):
+        tf.summary.scalar("train/loss", loss)
+        tf.summary.scalar("train/accuracy", accuracy)
+        tf.summary.scalar("budget/fraction", fraction)
+        tf.summary.scalar("budget/lambda_channel", float(trainer.lambda_channel))
+        tf.summary.scalar("budget/lambda_layer", float(trainer.lambda_layer))
+        tf.summary.scalar("cost/params", params)
+        tf.summary.scalar("cost/train_flops", float(trainer.train_flops))
+        for name, width in widths.items():
+            tf.summary.scalar(f"active/{name}", width)
+        for name, on in blocks.items():
+            tf.summary.scalar(f"blocks/{name}", on)
+
+
+def _log_epoch(writer, model, trainer, budget, epoch, totals, evaluation, start_time):
+    count = max(totals["count"], 1.0)
+    widths, blocks, params, flops = _architecture_costs(model)
+    full_params, full_flops = model.full_cost()
+    logging.info(
+        "epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f  params %d (%.1f%%)  "
+        "flops %.1f%%  blocks %d/%d  savings %.2fx  %.0fs",
+        epoch,
+        int(trainer.step),
+        totals["loss_sum"] / count,
+        totals["correct"] / count,
+        evaluation["accuracy"],
+        params,
+        100.0 * params / full_params,
+        100.0 * flops / full_flops,
+        sum(blocks.values()),
+        len(blocks),
+        float(trainer.train_flops_full) / max(float(trainer.train_flops), 1.0),
+        time.time() - start_time,
+    )
+    with writer.as_default(step=int(trainer.step)):
+        tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
+        tf.summary.scalar("eval/loss", evaluation["loss"])
+        tf.summary.scalar("cost/params_fraction", params / full_params)
+        tf.summary.scalar("cost/flops_fraction", flops / full_flops)
+    writer.flush()
+
+
+def _summary(
+    model,
+    trainer,
+    budget,
+    method,
+    dataset,
+    epochs,
+    global_batch_size,
+    evaluation,
+    full_params,
+    full_flops,
+    wall_time,
+):
+    widths, blocks, params, flops = _architecture_costs(model)
+    all_blocks = {name: 1 for name in model.all_block_names()}
+    all_blocks.update(blocks)
+    train_flops = float(trainer.train_flops)
+    train_flops_full = float(trainer.train_flops_full)
+    return {
+        "method": method,
+        "model": model.name,
+        "dataset": dataset,
+        "epochs": epochs,
+        "steps": int(trainer.step),
+        "global_batch_size": global_batch_size,
+        "eval_accuracy": float(evaluation.get("accuracy", float("nan"))),
+        "eval_loss": float(evaluation.get("loss", float("nan"))),
+        "params": params,
+        "params_full": int(full_params),
+        "flops": flops,
+        "flops_full": int(full_flops),
+        "train_flops": train_flops,
+        "train_flops_full": train_flops_full,
+        "train_cost_savings": train_flops_full / train_flops if train_flops else float("nan"),
+        "wall_time_s": wall_time,
+        "architecture": widths,
+        "blocks": all_blocks,
+        "budget_target": budget.target if method == "grow" else None,
+        "budget_metric": budget.metric,
+        "num_compiles": trainer.num_traces,
+    }
+
+
+def _write_operative_config(model_dir):
+    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+        f.write(gin.config_str())
+
+
+def _write_json(path, payload):
+    """Writes JSON atomically: a temporary file renamed over the target."""
+    temporary = path + ".tmp"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"Cannot serialise {type(value).__name__} to JSON")

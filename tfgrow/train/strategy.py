@@ -1,0 +1,64 @@
+"""`tf.distribute` strategies by name: default, one_device, mirrored, multi_worker, tpu."""
+
+import gin
+import tensorflow as tf
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+@gin.configurable(module="tfgrow")
+def make_strategy(name="default", tpu=None, num_cpu_devices=1, devices=None):
+    """Builds the distribution strategy a run uses.
+
+    Args:
+        name: one of STRATEGIES. "tpu" is implied by a non-empty `tpu`.
+        tpu: TPU name or "local" (from the launcher's --tpu flag).
+        num_cpu_devices: split the host CPU into this many logical devices first (e.g. 2 to run
+            "mirrored" on a CPU-only machine). Must be set before TensorFlow initialises devices.
+        devices: explicit device list for "mirrored" (default: all GPUs, else all CPUs).
+
+    Returns:
+        A `tf.distribute.Strategy`.
+    """
+    if tpu:
+        name = "tpu"
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Expected strategy name in {STRATEGIES}. Received: name={name!r}. Set it with "
+            "--gin_bindings=\"tfgrow.make_strategy.name='mirrored'\" or pass --tpu=NAME."
+        )
+    if num_cpu_devices > 1:
+        split_cpu(num_cpu_devices)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        if devices is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if tpu == "local" else tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def split_cpu(num_devices):
+    """Splits the physical CPU into `num_devices` logical devices (once, before first use)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    existing = tf.config.get_logical_device_configuration(cpu)
+    if existing and len(existing) == num_devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+        )
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"Could not split the CPU into {num_devices} logical devices: TensorFlow was already "
+            "initialised. Choose the strategy before building models or datasets."
+        ) from error

@@ -1,0 +1,242 @@
+"""The distributed training and evaluation steps of a growing (or full) network.
+
+One training step (DESIGN.md, "Training"):
+1. sample q for every group from a stateless seed folded with the step, so every replica draws
+   the same sub-network;
+2. run the compact forward pass, the task loss (`tf.nn.compute_average_loss` over the global
+   batch) and the mask penalty `lambda_c sum sigma(beta s) + lambda_l ...`
+   (`tf.nn.scale_regularization_loss`);
+3. all-reduce the gradients, then in cross-replica context update the computed weight entries
+   (`MaskedMomentum`), the logits, BN moving statistics, counters u and the FLOP accumulators.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfgrow import cost as cost_lib
+from tfgrow.masks import step_seed
+from tfgrow.train.optimizer import MaskedMomentum
+
+
+class Trainer(tf.Module):
+    """Holds the run's optimisation state and builds its `tf.function` steps.
+
+    Args:
+        model: a `GrowingNetwork` built under `strategy.scope()`.
+        strategy: the `tf.distribute.Strategy`.
+        global_batch_size: examples per step over all replicas.
+        steps_per_epoch: training steps per epoch (counters advance 1/steps_per_epoch per step).
+        learning_rate: callable step -> weight learning rate (a Keras schedule).
+        mask_learning_rate: callable step -> logit learning rate.
+        temperature: a `Temperature`.
+        momentum, weight_decay, nesterov: weight optimiser settings.
+        mask_momentum: logit optimiser momentum (no weight decay on logits, METHOD.md Eq. 8).
+        relaxation: "sigmoid" or "gumbel".
+        seed: integer seed of the mask sampling.
+        budget: a `Budget`; lambda is refreshed from it inside the step every
+            `budget.update_steps` steps (no host round trip).
+    """
+
+    def __init__(
+        self,
+        model,
+        strategy,
+        global_batch_size,
+        steps_per_epoch,
+        learning_rate,
+        mask_learning_rate,
+        temperature,
+        momentum=0.9,
+        weight_decay=5e-4,
+        nesterov=False,
+        mask_momentum=0.9,
+        relaxation="sigmoid",
+        seed=0,
+        budget=None,
+    ):
+        super().__init__(name="trainer")
+        self.model = model
+        self.strategy = strategy
+        self.global_batch_size = int(global_batch_size)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.learning_rate = learning_rate
+        self.mask_learning_rate = mask_learning_rate
+        self.temperature = temperature
+        self.relaxation = relaxation
+        self.seed = int(seed)
+        self.growing = model.growing
+        self.budget = budget
+        with strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.lambda_channel = tf.Variable(0.0, trainable=False, name="lambda_channel")
+            self.lambda_layer = tf.Variable(0.0, trainable=False, name="lambda_layer")
+            self.train_flops = tf.Variable(
+                0.0, dtype=tf.float64, trainable=False, name="train_flops"
+            )
+            self.train_flops_full = tf.Variable(
+                0.0, dtype=tf.float64, trainable=False, name="train_flops_full"
+            )
+            self.weight_optimizer = MaskedMomentum(
+                model.weight_variables(), momentum, weight_decay, nesterov, name="weights"
+            )
+            self.mask_optimizer = MaskedMomentum(
+                model.mask_variables() if self.growing else [], mask_momentum, name="masks"
+            )
+        self.full_flops = float(model.full_cost()[1])
+        self.num_traces = 0
+        self.train_step = tf.function(self._train_step)
+        self.eval_step = tf.function(self._eval_step)
+
+    # ------------------------------------------------------------------ training
+    def epoch_progress(self, step):
+        return tf.cast(step, tf.float32) / float(self.steps_per_epoch)
+
+    def _train_step(self, batch):
+        self.num_traces += 1  # Python side effect: counts traces, not calls
+        results = self.strategy.run(self._replica_train_step, args=batch)
+        return {
+            key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for key, value in results.items()
+        }
+
+    def _replica_train_step(self, images, labels):
+        model = self.model
+        step = tf.convert_to_tensor(self.step)
+        epoch = self.epoch_progress(step)
+        context = model.sample_context(
+            step_seed(self.seed, step),
+            self.temperature,
+            epoch,
+            self.relaxation,
+            sync_batch_norm=True,
+        )
+        lambda_channel, lambda_layer = self._lambdas(step)
+        weights = self.weight_optimizer.variables_to_update
+        logits_vars = self.mask_optimizer.variables_to_update
+        with tf.GradientTape() as tape:
+            logits = model.forward(images, context)
+            per_example = _cross_entropy(labels, logits)
+            task_loss = tf.nn.compute_average_loss(
+                per_example, global_batch_size=self.global_batch_size
+            )
+            loss = task_loss
+            if self.growing:
+                channel_sum, layer_sum = model.mask_penalty(self.temperature, epoch)
+                penalty = lambda_channel * channel_sum + lambda_layer * layer_sum
+                loss = loss + tf.nn.scale_regularization_loss(penalty)
+        gradients = tape.gradient(loss, weights + logits_vars)
+        gradients = [
+            tf.zeros(v.shape, v.dtype) if g is None else tf.convert_to_tensor(g)
+            for g, v in zip(gradients, weights + logits_vars)
+        ]
+        replica = tf.distribute.get_replica_context()
+        gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+
+        masks_by_id = model.weight_masks(context) if self.growing else {}
+        weight_masks = [masks_by_id.get(id(v)) for v in weights]
+        assignments = list(context.state_updates)
+        if self.growing:
+            increment = 1.0 / self.steps_per_epoch
+            for name, active in model.active_structures(context).items():
+                counters = model.group_variables()[name].counters
+                assignments.append((counters, tf.convert_to_tensor(counters) + increment * active))
+        widths, blocks = model.widths_and_blocks(context)
+        step_flops = tf.cast(
+            cost_lib.training_flops(
+                cost_lib.count(model.layer_costs, widths, blocks)[1], self.global_batch_size
+            ),
+            tf.float64,
+        )
+        assignments += [
+            (self.train_flops, tf.convert_to_tensor(self.train_flops) + step_flops),
+            (
+                self.train_flops_full,
+                tf.convert_to_tensor(self.train_flops_full)
+                + cost_lib.training_flops(self.full_flops, self.global_batch_size),
+            ),
+            (self.step, step + 1),
+            (self.lambda_channel, lambda_channel),
+            (self.lambda_layer, lambda_layer),
+        ]
+        learning_rates = (
+            tf.cast(self.learning_rate(step), tf.float32),
+            tf.cast(self.mask_learning_rate(step), tf.float32),
+        )
+        replica.merge_call(self._apply, args=(gradients, weight_masks, assignments, learning_rates))
+        return _metrics(labels, logits, per_example)
+
+    def _apply(self, strategy, gradients, weight_masks, assignments, learning_rates):
+        weight_lr, mask_lr = learning_rates
+        num_weights = len(self.weight_optimizer.variables_to_update)
+        for optimizer, grads, masks, lr in (
+            (self.weight_optimizer, gradients[:num_weights], weight_masks, weight_lr),
+            (self.mask_optimizer, gradients[num_weights:], [None] * len(gradients), mask_lr),
+        ):
+            for variable, velocity, gradient, mask in zip(
+                optimizer.variables_to_update, optimizer.velocities, grads, masks
+            ):
+                strategy.extended.update(
+                    _tf_variable(variable),
+                    optimizer.update,
+                    args=(velocity, gradient, lr, mask),
+                    group=False,
+                )
+        for variable, value in assignments:
+            strategy.extended.update(_tf_variable(variable), _assign, args=(value,), group=False)
+
+    def budget_fraction(self):
+        """Cost of H(s) as a fraction of the full network, in the budget's metric (tensor)."""
+        widths, blocks = self.model.deterministic_widths_and_blocks()
+        return cost_lib.fraction(self.model.layer_costs, widths, blocks, self.budget.metric)
+
+    def _lambdas(self, step):
+        """(lambda_c, lambda_l) for this step: refreshed from the budget every update_steps."""
+        old = (tf.convert_to_tensor(self.lambda_channel), tf.convert_to_tensor(self.lambda_layer))
+        if not self.growing or self.budget is None:
+            return old
+        new = [
+            tf.cast(value, tf.float32)
+            for value in self.budget.lambdas(tf.cast(self.budget_fraction(), tf.float32))
+        ]
+        refresh = tf.equal(step % self.budget.update_steps, 0)
+        return tuple(tf.where(refresh, n, o) for n, o in zip(new, old))
+
+    # ---------------------------------------------------------------- evaluation
+    def _eval_step(self, batch):
+        results = self.strategy.run(self._replica_eval_step, args=batch)
+        return {
+            key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for key, value in results.items()
+        }
+
+    def _replica_eval_step(self, images, labels):
+        epoch = self.epoch_progress(tf.convert_to_tensor(self.step))
+        context = self.model.deterministic_context(self.temperature, epoch)
+        logits = self.model.forward(images, context)
+        per_example = _cross_entropy(labels, logits)
+        return _metrics(labels, logits, per_example)
+
+
+def _cross_entropy(labels, logits):
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+
+
+def _metrics(labels, logits, per_example):
+    """Per-replica sums; the host divides after reducing over replicas."""
+    predictions = tf.argmax(logits, -1, output_type=tf.int32)
+    return {
+        "loss_sum": tf.reduce_sum(per_example),
+        "correct": tf.reduce_sum(
+            tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32)
+        ),
+        "count": tf.cast(tf.shape(labels)[0], tf.float32),
+    }
+
+
+def _tf_variable(variable):
+    """The tf.Variable (possibly distributed) behind a Keras variable."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def _assign(variable, value):
+    return variable.assign(tf.cast(value, variable.dtype))
