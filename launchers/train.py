@@ -29,16 +29,24 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from tfgrow import config as config_lib
-    from tfgrow.train.loop import train
+    from tfgrow.data import DatasetNotFoundError
+    from tfgrow.train.loop import NonFiniteLossError, train
     from tfgrow.train.strategy import make_strategy
+
+    USER_ERRORS = (DatasetNotFoundError, NonFiniteLossError, ValueError)
 
     try:
         config_lib.parse(FLAGS.gin_file, FLAGS.gin_bindings, search_path=REPO_ROOT)
     except config_lib.ConfigError as error:
         logging.error("%s", error)
         sys.exit(2)
-    strategy = make_strategy(tpu=FLAGS.tpu)
-    summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
+    try:
+        strategy = make_strategy(tpu=FLAGS.tpu)
+        summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
+    except USER_ERRORS as error:
+        # Bad input, not a bug: say what was wrong and how to fix it, without a traceback.
+        logging.error("%s: %s", type(error).__name__, error)
+        sys.exit(1)
     logging.info(
         "done: eval_accuracy %.4f  params %d/%d  train_cost_savings %.2fx  wall %.0fs  -> %s",
         summary["eval_accuracy"],

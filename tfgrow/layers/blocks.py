@@ -3,8 +3,8 @@
 A basic block is conv3x3-BN-ReLU-conv3x3-BN. Residual: `relu(shortcut(x) + m_l * F(x))`. Plain
 (AutoGrow's PlainLayers, a residual block with its shortcut removed): `m_l * relu(F(x)) +
 (1 - m_l) * x`. A block that keeps shape may carry a layer mask; when its sampled gate is 0 the
-block is not run at all (`tf.cond`), its output is its input. The first block of a stage (strided
-or projecting) has no layer mask: it always exists.
+block is not computed (it runs on one example, zeroed), and its output is its input. The first
+block of a stage (strided or projecting) has no layer mask: it always exists.
 """
 
 import keras
@@ -114,54 +114,44 @@ class GrowableBlock(keras.layers.Layer):
 
     def call(self, inputs, context):
         gate = context.gate(self.gate_name)
-        value = 1.0 if gate is None else gate.value
-        if self.residual:
+        if gate is None:
+            body = self._body(inputs, context)
+            if not self.residual:
+                return body
             shortcut = (
                 self.shortcut(inputs, context=context) if self.shortcut is not None else inputs
             )
+            return tf.nn.relu(shortcut + body)
+        body = self._body_if_on(inputs, gate.on, context)
+        value = tf.where(gate.on, gate.value, tf.zeros_like(gate.value))
+        if self.residual:
+            return tf.nn.relu(inputs + value * body)
+        return value * body + (1.0 - value) * inputs
 
-            def run():
-                return tf.nn.relu(shortcut + value * self._body(inputs, context))
+    def _body_if_on(self, inputs, on, context):
+        """F(x) when the gate is on; zeros, at the cost of one example, when it is off.
 
-        else:
-
-            def run():
-                body = self._body(inputs, context)
-                return body if gate is None else value * body + (1.0 - value) * inputs
-
-        if gate is None:
-            return run()
-        return self._run_if_on(gate, run, inputs, context)
-
-    def _run_if_on(self, gate, run, inputs, context):
-        """Runs the block only when its gate is on; otherwise the output is the input."""
-        if not context.training:
-            return tf.cond(gate.on, run, lambda: inputs)
-        # BN moving-statistic updates made inside the branch must leave it as cond outputs; an
-        # off block leaves its statistics as they are.
-        variables = [
-            variable
-            for layer in (self.conv1, self.conv2)
-            if layer.use_batch_norm
-            for variable in (layer.moving_mean, layer.moving_variance)
-        ]
+        An off block must cost (almost) nothing. `tf.cond` would skip it entirely, but the
+        gradient graphs of 48 conds made a Basic3ResNet trace for over a minute; instead the body
+        runs on the whole batch or on its first example only (an empty batch would be free, but
+        TF's Conv2D returns its input unchanged on empty batches). The stand-in row is zeroed, so
+        no gradient reaches the block, and its BN moving statistics are only updated when on.
+        """
+        batch = tf.shape(inputs)[0]
+        rows = tf.where(on, batch, tf.minimum(batch, 1))
         outer_updates = context.state_updates
-
-        def on():
-            context.state_updates = []
-            output = run()
-            new_values = {id(variable): value for variable, value in context.state_updates}
-            return output, [new_values[id(variable)] for variable in variables]
-
-        def off():
-            return inputs, [tf.convert_to_tensor(variable) for variable in variables]
-
+        context.state_updates = []
         try:
-            output, values = tf.cond(gate.on, on, off)
+            body = self._body(inputs[:rows], context)
+            block_updates = context.state_updates
         finally:
             context.state_updates = outer_updates
-        context.state_updates.extend(zip(variables, values))
-        return output
+        for variable, value in block_updates:
+            context.state_updates.append(
+                (variable, tf.where(on, value, tf.convert_to_tensor(variable)))
+            )
+        padding = [[0, batch - rows]] + [[0, 0]] * (len(body.shape) - 1)
+        return tf.pad(body * tf.cast(on, body.dtype), padding)
 
     def output_spatial(self, height, width):
         return self.conv1.output_spatial(height, width)

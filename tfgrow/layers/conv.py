@@ -93,8 +93,10 @@ class _GrowableBase(keras.layers.Layer):
         gamma, beta = _gather(self.gamma, out, 0), _gather(self.beta, out, 0)
         if context.training:
             axes = list(range(len(y.shape) - 1))
-            mean = tf.reduce_mean(y, axes)
-            mean_square = tf.reduce_mean(tf.square(y), axes)
+            # divide_no_nan: a skipped block runs on an empty batch (see GrowableBlock).
+            count = tf.cast(tf.size(y) // tf.maximum(tf.shape(y)[-1], 1), y.dtype)
+            mean = tf.math.divide_no_nan(tf.reduce_sum(y, axes), count)
+            mean_square = tf.math.divide_no_nan(tf.reduce_sum(tf.square(y), axes), count)
             mean, mean_square = context.replica_mean([mean, mean_square])
             variance = tf.maximum(mean_square - tf.square(mean), 0.0)
             for variable, batch_value in (

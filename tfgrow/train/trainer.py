@@ -84,8 +84,9 @@ class Trainer(tf.Module):
             )
         self.full_flops = float(model.full_cost()[1])
         self.num_traces = 0
-        self.train_step = tf.function(self._train_step)
-        self.eval_step = tf.function(self._eval_step)
+        # autograph=False: the steps use explicit tf.cond; converting them only slows tracing.
+        self.train_step = tf.function(self._train_step, autograph=False)
+        self.eval_step = tf.function(self._eval_step, autograph=False)
 
     # ------------------------------------------------------------------ training
     def epoch_progress(self, step):

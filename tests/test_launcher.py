@@ -1,0 +1,79 @@
+"""The launcher end to end: every experiment config under tiny.gin, outputs, and bad input."""
+
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = sorted(glob.glob(os.path.join(REPO, "configs", "experiments", "*.gin")))
+CONTRACT = os.path.join(REPO, "..", "shared", "checks", "summary_contract.py")
+
+
+def launch(model_dir, *gin_files, bindings=(), timeout=300):
+    command = [sys.executable, "-m", "launchers.train", f"--model_dir={model_dir}"]
+    command += [f"--gin_file={f}" for f in gin_files]
+    command += [f"--gin_bindings={b}" for b in bindings]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def contract_problems(summary):
+    """The shared contract checker when it is beside the repo (it is in CI)."""
+    if not os.path.exists(CONTRACT):
+        return []
+    spec = importlib.util.spec_from_file_location("summary_contract", CONTRACT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.problems(summary)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=os.path.basename)
+def test_every_experiment_runs_tiny_and_writes_its_outputs(experiment, tmp_path):
+    result = launch(tmp_path, experiment, "configs/tiny.gin")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "summary.json") as f:
+        summary = json.load(f)
+    assert contract_problems(summary) == []
+    assert summary["steps"] == 10 and summary["num_compiles"] == 1
+    assert os.path.exists(tmp_path / "operative_config.gin")
+    assert glob.glob(str(tmp_path / "checkpoints" / "ckpt-10*"))
+    assert glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
+    if summary["method"] == "grow":
+        assert summary["train_cost_savings"] > 1.0
+        assert min(summary["architecture"].values()) >= 1
+    else:
+        assert summary["params"] == summary["params_full"]
+    # The console shows progress.
+    assert "step 5" in result.stderr and "eval_acc" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "bindings, expected",
+    [
+        (["tfgrow.train.epoch=3"], "did you mean tfgrow.train.epochs"),
+        (["tfgrow.Budget.target=1.5"], "Received: target=1.5"),
+        (["tfgrow.make_strategy.name='gpu_cluster'"], "Received: name='gpu_cluster'"),
+        (["tfgrow.train.dataset='no_such_dataset'"], "no_such_dataset"),
+        (["tfgrow.train.learning_rate=1e30"], "Non-finite training loss"),
+    ],
+    ids=["unknown_gin_name", "budget", "strategy", "dataset", "nan_loss"],
+)
+def test_bad_input_stops_with_a_message_that_says_what_was_received(tmp_path, bindings, expected):
+    result = launch(
+        tmp_path,
+        "configs/experiments/fashion_mnist_resnet20_grow.gin",
+        "configs/tiny.gin",
+        bindings=["tfgrow.train.mock_data_if_missing=False", *bindings],
+    )
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "summary.json")
