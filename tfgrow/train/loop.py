@@ -161,11 +161,13 @@ def train(
             seed=seed,
             budget=budget,
         )
-    checkpoint = tf.train.Checkpoint(model=model, trainer=trainer)
+    checkpoint = make_checkpoint(model, trainer)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), 3)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+        logging.info(
+            "Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.read("step"))
+        )
     _write_operative_config(model_dir)
 
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
@@ -173,12 +175,12 @@ def train(
     dist_eval = strategy.experimental_distribute_dataset(eval_data)
     full_params, full_flops = model.full_cost()
     start_time = time.time()
-    start_epoch = int(trainer.step) // steps_per_epoch
+    start_epoch = int(trainer.read("step")) // steps_per_epoch
     evaluation = {}
     for epoch in range(start_epoch, epochs):
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         for batch in dist_train:
-            step = int(trainer.step)
+            step = int(trainer.read("step"))
             results = {k: float(v) for k, v in trainer.train_step(batch).items()}
             if not math.isfinite(results["loss_sum"]):
                 raise NonFiniteLossError(
@@ -192,7 +194,7 @@ def train(
             if (step + 1) % log_every_steps == 0:
                 _log_step(writer, model, trainer, budget, step + 1, results)
         evaluation = evaluate(trainer, dist_eval)
-        manager.save(checkpoint_number=int(trainer.step))
+        manager.save(checkpoint_number=int(trainer.read("step")))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
     summary = _summary(
         model,
@@ -247,6 +249,16 @@ def _load_data(dataset, data_dir, batch_size, seed, max_train, max_eval, mock_if
         return load()
 
 
+def make_checkpoint(model, trainer):
+    """Everything a resumed run needs: all model variables (weights, logits, counters, BN
+    statistics) by path, and the trainer (step, lambdas, FLOP accumulators, optimiser slots).
+
+    Keras 3 models are not tf.train trackables themselves, so their variables are listed.
+    """
+    variables = {variable.path.replace("/", "."): variable for variable in model.variables}
+    return tf.train.Checkpoint(model_variables=variables, trainer=trainer)
+
+
 def evaluate(trainer, dist_eval):
     """Accuracy and loss of H(s) over a distributed dataset."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
@@ -279,17 +291,17 @@ def _log_step(writer, model, trainer, budget, step, results):
         loss,
         accuracy,
         fraction,
-        float(trainer.lambda_channel),
-        float(trainer.train_flops_full) / max(float(trainer.train_flops), 1.0),
+        trainer.read("lambda_channel"),
+        trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0),
     )
     with writer.as_default(step=step):
         tf.summary.scalar("train/loss", loss)
         tf.summary.scalar("train/accuracy", accuracy)
         tf.summary.scalar("budget/fraction", fraction)
-        tf.summary.scalar("budget/lambda_channel", float(trainer.lambda_channel))
-        tf.summary.scalar("budget/lambda_layer", float(trainer.lambda_layer))
+        tf.summary.scalar("budget/lambda_channel", trainer.read("lambda_channel"))
+        tf.summary.scalar("budget/lambda_layer", trainer.read("lambda_layer"))
         tf.summary.scalar("cost/params", params)
-        tf.summary.scalar("cost/train_flops", float(trainer.train_flops))
+        tf.summary.scalar("cost/train_flops", trainer.read("train_flops"))
         for name, width in widths.items():
             tf.summary.scalar(f"active/{name}", width)
         for name, on in blocks.items():
@@ -304,7 +316,7 @@ def _log_epoch(writer, model, trainer, budget, epoch, totals, evaluation, start_
         "epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f  params %d (%.1f%%)  "
         "flops %.1f%%  blocks %d/%d  savings %.2fx  %.0fs",
         epoch,
-        int(trainer.step),
+        int(trainer.read("step")),
         totals["loss_sum"] / count,
         totals["correct"] / count,
         evaluation["accuracy"],
@@ -313,10 +325,10 @@ def _log_epoch(writer, model, trainer, budget, epoch, totals, evaluation, start_
         100.0 * flops / full_flops,
         sum(blocks.values()),
         len(blocks),
-        float(trainer.train_flops_full) / max(float(trainer.train_flops), 1.0),
+        trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0),
         time.time() - start_time,
     )
-    with writer.as_default(step=int(trainer.step)):
+    with writer.as_default(step=int(trainer.read("step"))):
         tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
         tf.summary.scalar("eval/loss", evaluation["loss"])
         tf.summary.scalar("cost/params_fraction", params / full_params)
@@ -340,14 +352,14 @@ def _summary(
     widths, blocks, params, flops = _architecture_costs(model)
     all_blocks = {name: 1 for name in model.all_block_names()}
     all_blocks.update(blocks)
-    train_flops = float(trainer.train_flops)
-    train_flops_full = float(trainer.train_flops_full)
+    train_flops = trainer.read("train_flops")
+    train_flops_full = trainer.read("train_flops_full")
     return {
         "method": method,
         "model": model.name,
         "dataset": dataset,
         "epochs": epochs,
-        "steps": int(trainer.step),
+        "steps": int(trainer.read("step")),
         "global_batch_size": global_batch_size,
         "eval_accuracy": float(evaluation.get("accuracy", float("nan"))),
         "eval_loss": float(evaluation.get("loss", float("nan"))),

@@ -35,18 +35,33 @@ class MaskedMomentum(tf.Module):
             for v in self.variables_to_update
         ]
 
-    def update(self, variable, velocity, gradient, learning_rate, mask=None):
-        """Applies one step to one variable (called per device by the training step)."""
-        gradient = tf.convert_to_tensor(gradient)
-        weights = tf.convert_to_tensor(variable)
-        if self.weight_decay:
-            gradient = gradient + self.weight_decay * weights
-        new_velocity = self.momentum * velocity + gradient
-        step = gradient + self.momentum * new_velocity if self.nesterov else new_velocity
-        new_weights = weights - learning_rate * step
-        if mask is not None:
-            keep = tf.cast(mask, tf.bool)
-            new_velocity = tf.where(keep, new_velocity, velocity)
-            new_weights = tf.where(keep, new_weights, weights)
-        velocity.assign(new_velocity)
-        variable.assign(new_weights)
+    def step(self, gradients, learning_rate, masks=None):
+        """New values of (variable, velocity) pairs, as (variable, value) assignments.
+
+        Pure: reads the variables and returns what they become, so the caller can assign in
+        whatever context its strategy needs (every replica computes identical values).
+
+        Args:
+            gradients: one gradient per variable (already summed over replicas).
+            learning_rate: scalar.
+            masks: one 0/1 mask (broadcastable) or None per variable: where the step computed.
+        """
+        masks = masks if masks is not None else [None] * len(gradients)
+        assignments = []
+        for variable, velocity, gradient, mask in zip(
+            self.variables_to_update, self.velocities, gradients, masks
+        ):
+            weights = tf.convert_to_tensor(variable)
+            old_velocity = tf.convert_to_tensor(velocity)
+            gradient = tf.convert_to_tensor(gradient)
+            if self.weight_decay:
+                gradient = gradient + self.weight_decay * weights
+            new_velocity = self.momentum * old_velocity + gradient
+            update = gradient + self.momentum * new_velocity if self.nesterov else new_velocity
+            new_weights = weights - learning_rate * update
+            if mask is not None:
+                keep = tf.cast(mask, tf.bool)
+                new_velocity = tf.where(keep, new_velocity, old_velocity)
+                new_weights = tf.where(keep, new_weights, weights)
+            assignments += [(velocity, new_velocity), (variable, new_weights)]
+        return assignments

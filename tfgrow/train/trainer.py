@@ -163,27 +163,29 @@ class Trainer(tf.Module):
             tf.cast(self.learning_rate(step), tf.float32),
             tf.cast(self.mask_learning_rate(step), tf.float32),
         )
-        replica.merge_call(self._apply, args=(gradients, weight_masks, assignments, learning_rates))
+        num_weights = len(weights)
+        assignments += self.weight_optimizer.step(
+            gradients[:num_weights], learning_rates[0], weight_masks
+        )
+        assignments += self.mask_optimizer.step(gradients[num_weights:], learning_rates[1])
+        # Every replica computed the same values; assign them per device in cross-replica
+        # context (a mirrored slot read inside a cross-replica update would be the primary's).
+        variables = [variable for variable, _ in assignments]
+        values = [value for _, value in assignments]
+        replica.merge_call(self._assign_all, args=(variables, values))
         return _metrics(labels, logits, per_example)
 
-    def _apply(self, strategy, gradients, weight_masks, assignments, learning_rates):
-        weight_lr, mask_lr = learning_rates
-        num_weights = len(self.weight_optimizer.variables_to_update)
-        for optimizer, grads, masks, lr in (
-            (self.weight_optimizer, gradients[:num_weights], weight_masks, weight_lr),
-            (self.mask_optimizer, gradients[num_weights:], [None] * len(gradients), mask_lr),
-        ):
-            for variable, velocity, gradient, mask in zip(
-                optimizer.variables_to_update, optimizer.velocities, grads, masks
-            ):
-                strategy.extended.update(
-                    _tf_variable(variable),
-                    optimizer.update,
-                    args=(velocity, gradient, lr, mask),
-                    group=False,
-                )
-        for variable, value in assignments:
+    @staticmethod
+    def _assign_all(strategy, variables, values):
+        for variable, value in zip(variables, values):
             strategy.extended.update(_tf_variable(variable), _assign, args=(value,), group=False)
+
+    def read(self, name):
+        """A scalar state variable (step, lambda_channel, train_flops, ...) as a Python number.
+
+        Works for plain and distributed (mirrored) variables alike.
+        """
+        return tf.convert_to_tensor(getattr(self, name)).numpy().item()
 
     def budget_fraction(self):
         """Cost of H(s) as a fraction of the full network, in the budget's metric (tensor)."""
