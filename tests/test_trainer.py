@@ -127,3 +127,27 @@ def test_unsampled_logits_move_only_by_the_budget_term():
     assert unsampled.sum() > 0 and lam < 0
     np.testing.assert_allclose(group.logits.numpy()[unsampled], expected[unsampled], rtol=1e-5)
     assert np.all(group.logits.numpy()[unsampled] > before[unsampled])  # grows under budget
+
+
+def test_sampled_logits_receive_the_task_gradient():
+    """METHOD.md Eq. 8: s_j -= lr beta sigma'(beta s_j) (q_j dL/dm_j + lambda)."""
+    tf.keras.utils.set_random_seed(0)
+    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    for group in network.channel_groups.values():
+        group.logits.assign(tf.zeros_like(group.logits))
+    trainer = _trainer(network, budget=Budget(target=None, lambda_channel_base=0.0))
+    context = _sampled_context(network, trainer)
+    images, labels = _batch(network)
+    with tf.GradientTape() as tape:
+        replay = network.sample_context(step_seed(trainer.seed, 0), trainer.temperature, 0.0)
+        outputs = network.forward(images, network.dense_equivalent(replay))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, outputs))
+    group = network.channel_groups["stage2_block1"]
+    task_gradient = tf.convert_to_tensor(tape.gradient(loss, group.logits)).numpy()
+    before = group.logits.numpy()
+    trainer.train_step((images, labels))  # lambda = 0: only the task moves the logits
+    sampled = context.channels["stage2_block1"].mask.numpy().astype(bool)
+    assert np.any(task_gradient[sampled] != 0) and np.all(task_gradient[~sampled] == 0)
+    np.testing.assert_allclose(
+        group.logits.numpy(), before - 0.1 * task_gradient, rtol=1e-3, atol=1e-6
+    )

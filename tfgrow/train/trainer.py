@@ -104,17 +104,19 @@ class Trainer(tf.Module):
         model = self.model
         step = tf.convert_to_tensor(self.step)
         epoch = self.epoch_progress(step)
-        context = model.sample_context(
-            step_seed(self.seed, step),
-            self.temperature,
-            epoch,
-            self.relaxation,
-            sync_batch_norm=True,
-        )
         lambda_channel, lambda_layer = self._lambdas(step)
         weights = self.weight_optimizer.variables_to_update
         logits_vars = self.mask_optimizer.variables_to_update
         with tf.GradientTape() as tape:
+            # Sampled inside the tape: the mask values m = q sigma(beta s) carry the task
+            # gradient to the logits of sampled structures (METHOD.md Eq. 8).
+            context = model.sample_context(
+                step_seed(self.seed, step),
+                self.temperature,
+                epoch,
+                self.relaxation,
+                sync_batch_norm=True,
+            )
             logits = model.forward(images, context)
             per_example = _cross_entropy(labels, logits)
             task_loss = tf.nn.compute_average_loss(
