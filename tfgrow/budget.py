@@ -25,14 +25,17 @@ class Budget:
         metric: "params" (default) or "flops".
         lambda_channel_base: lambda_c_base (0.5 when only channels grow, 1.0 with layers).
         lambda_layer_base: lambda_l_base (0.1 when layers grow too).
-        update_steps: refresh lambda every this many steps.
+        update_steps: refresh lambda every this many steps. Default 1 (inside the compiled
+            step, so it costs nothing): with 50, as the paper's "periodically" suggests, the
+            budget fraction of ResNet-20 on Fashion-MNIST swung between 0.001 and 1.0, since all
+            off structures start at the same logit and cross zero together.
     """
 
     target: float | None = 0.35
     metric: str = "params"
     lambda_channel_base: float = 0.5
     lambda_layer_base: float = 0.1
-    update_steps: int = 50
+    update_steps: int = 1
 
     def __post_init__(self):
         if self.target is not None and not 0.0 < float(self.target) <= 1.0:

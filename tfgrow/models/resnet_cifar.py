@@ -108,47 +108,36 @@ def resnet_cifar(
     )
 
 
-@gin.configurable(module="tfgrow.models")
-def basic3resnet(
-    input_shape,
-    num_classes,
-    max_blocks_per_stage=6,
-    widths=DEFAULT_WIDTHS,
-    growing=True,
-    seed_channels=1,
-):
-    """AutoGrow's Basic3ResNet seed: one basic block per stage on, up to `max_blocks_per_stage`."""
-    return _three_stage_network(
+def _autogrow_seed(residual, name):
+    """A builder of AutoGrow's 3-stage seeds: every block but the first of a stage is gated."""
+
+    def build(
         input_shape,
         num_classes,
-        max_blocks_per_stage,
-        tuple(widths),
-        residual=True,
-        gated=True,
-        growing=growing,
-        seed_channels=seed_channels,
-        name="basic3resnet",
+        max_blocks_per_stage=6,
+        widths=DEFAULT_WIDTHS,
+        growing=True,
+        seed_channels=1,
+    ):
+        return _three_stage_network(
+            input_shape,
+            num_classes,
+            max_blocks_per_stage,
+            tuple(widths),
+            residual=residual,
+            gated=True,
+            growing=growing,
+            seed_channels=seed_channels,
+            name=name,
+        )
+
+    build.__name__ = name
+    build.__doc__ = (
+        f"AutoGrow's {name} seed (layers and channels grown): one block per stage on, up to "
+        "`max_blocks_per_stage`; " + ("basic residual blocks." if residual else "no shortcuts.")
     )
+    return gin.configurable(name, module="tfgrow.models")(build)
 
 
-@gin.configurable(module="tfgrow.models")
-def plain3net(
-    input_shape,
-    num_classes,
-    max_blocks_per_stage=6,
-    widths=DEFAULT_WIDTHS,
-    growing=True,
-    seed_channels=1,
-):
-    """AutoGrow's Plain3Net seed: Basic3ResNet without shortcuts."""
-    return _three_stage_network(
-        input_shape,
-        num_classes,
-        max_blocks_per_stage,
-        tuple(widths),
-        residual=False,
-        gated=True,
-        growing=growing,
-        seed_channels=seed_channels,
-        name="plain3net",
-    )
+basic3resnet = _autogrow_seed(residual=True, name="basic3resnet")
+plain3net = _autogrow_seed(residual=False, name="plain3net")

@@ -196,19 +196,13 @@ def train(
         evaluation = evaluate(trainer, dist_eval)
         manager.save(checkpoint_number=int(trainer.read("step")))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
-    summary = _summary(
-        model,
-        trainer,
-        budget,
-        method,
-        dataset,
-        epochs,
-        global_batch_size,
-        evaluation,
-        full_params,
-        full_flops,
-        time.time() - start_time,
-    )
+    run = {
+        "method": method,
+        "dataset": dataset,
+        "epochs": epochs,
+        "global_batch_size": global_batch_size,
+    }
+    summary = _summary(model, trainer, budget, run, evaluation, time.time() - start_time)
     _write_json(os.path.join(model_dir, "summary.json"), summary)
     return summary
 
@@ -336,31 +330,18 @@ def _log_epoch(writer, model, trainer, budget, epoch, totals, evaluation, start_
     writer.flush()
 
 
-def _summary(
-    model,
-    trainer,
-    budget,
-    method,
-    dataset,
-    epochs,
-    global_batch_size,
-    evaluation,
-    full_params,
-    full_flops,
-    wall_time,
-):
+def _summary(model, trainer, budget, run, evaluation, wall_time):
+    """summary.json: the contract keys (README.md, "What a run writes") and a few more."""
     widths, blocks, params, flops = _architecture_costs(model)
+    full_params, full_flops = model.full_cost()
     all_blocks = {name: 1 for name in model.all_block_names()}
     all_blocks.update(blocks)
     train_flops = trainer.read("train_flops")
     train_flops_full = trainer.read("train_flops_full")
     return {
-        "method": method,
+        **run,
         "model": model.name,
-        "dataset": dataset,
-        "epochs": epochs,
         "steps": int(trainer.read("step")),
-        "global_batch_size": global_batch_size,
         "eval_accuracy": float(evaluation.get("accuracy", float("nan"))),
         "eval_loss": float(evaluation.get("loss", float("nan"))),
         "params": params,
@@ -373,7 +354,7 @@ def _summary(
         "wall_time_s": wall_time,
         "architecture": widths,
         "blocks": all_blocks,
-        "budget_target": budget.target if method == "grow" else None,
+        "budget_target": budget.target if run["method"] == "grow" else None,
         "budget_metric": budget.metric,
         "num_compiles": trainer.num_traces,
     }

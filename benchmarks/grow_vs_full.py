@@ -1,0 +1,109 @@
+r"""Grown vs full ResNet-20 on Fashion-MNIST, side by side: accuracy, size, FLOPs, wall time.
+
+Runs the main job (`fashion_mnist_resnet20_grow.gin`) and its full-width reference
+(`fashion_mnist_resnet20_full.gin`) one after the other through the launcher, with the same
+epochs, then prints a table of ratios and checks them against the foundation issue's targets:
+
+  grown accuracy >= full accuracy - 1 point;  params <= 40% of full;  train_cost_savings >= 2;
+  grown wall time <= 0.6 x full wall time;  grown run <= 20 minutes.
+
+Usage:
+  python -m benchmarks.grow_vs_full [--epochs=N] [--json=results.json] [--root=runs/bench]
+  python -m benchmarks.grow_vs_full --extra_gin=configs/tiny.gin   # a one-minute smoke run
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_integer("epochs", None, "Override the epochs of both runs (default: the configs').")
+flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+flags.DEFINE_string("root", "runs/bench_grow_vs_full", "Parent directory of both model dirs.")
+flags.DEFINE_multi_string("extra_gin", [], "Extra gin files for both runs (e.g. tiny.gin).")
+flags.DEFINE_bool("reuse", False, "Reuse runs that have a summary.json.")
+FLAGS = flags.FLAGS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = {
+    "grow": "configs/experiments/fashion_mnist_resnet20_grow.gin",
+    "full": "configs/experiments/fashion_mnist_resnet20_full.gin",
+}
+
+
+def run(name, config):
+    model_dir = os.path.join(FLAGS.root, name)
+    summary_path = os.path.join(model_dir, "summary.json")
+    if not (FLAGS.reuse and os.path.exists(summary_path)):
+        command = [sys.executable, "-m", "launchers.train", f"--gin_file={config}"]
+        command += [f"--gin_file={f}" for f in FLAGS.extra_gin]
+        if FLAGS.epochs:
+            command.append(f"--gin_bindings=tfgrow.train.epochs={FLAGS.epochs}")
+        command.append(f"--model_dir={model_dir}")
+        print("running:", " ".join(command), flush=True)
+        subprocess.run(command, cwd=REPO, check=True)
+    with open(summary_path) as f:
+        return json.load(f)
+
+
+def compare(grow, full):
+    figures = {
+        "epochs": grow["epochs"],
+        "grow_eval_accuracy": grow["eval_accuracy"],
+        "full_eval_accuracy": full["eval_accuracy"],
+        "accuracy_gap_points": 100.0 * (full["eval_accuracy"] - grow["eval_accuracy"]),
+        "params_fraction": grow["params"] / grow["params_full"],
+        "flops_fraction": grow["flops"] / grow["flops_full"],
+        "train_cost_savings": grow["train_cost_savings"],
+        "grow_wall_time_s": grow["wall_time_s"],
+        "full_wall_time_s": full["wall_time_s"],
+        "wall_time_ratio": grow["wall_time_s"] / full["wall_time_s"],
+    }
+    figures["targets"] = {
+        "accuracy_within_1_point": figures["accuracy_gap_points"] <= 1.0,
+        "params_at_most_40_percent": figures["params_fraction"] <= 0.40,
+        "train_cost_savings_at_least_2": figures["train_cost_savings"] >= 2.0,
+        "wall_time_ratio_at_most_0_6": figures["wall_time_ratio"] <= 0.6,
+        "grow_run_at_most_20_minutes": figures["grow_wall_time_s"] <= 1200.0,
+    }
+    return figures
+
+
+def print_table(figures):
+    rows = [
+        (
+            "eval accuracy (grow / full)",
+            f"{figures['grow_eval_accuracy']:.4f} / {figures['full_eval_accuracy']:.4f}",
+        ),
+        ("accuracy gap (points)", f"{figures['accuracy_gap_points']:.2f}"),
+        ("params: grown / full", f"{figures['params_fraction']:.3f}"),
+        ("FLOPs: grown / full", f"{figures['flops_fraction']:.3f}"),
+        ("train_cost_savings (x)", f"{figures['train_cost_savings']:.2f}"),
+        (
+            "wall time: grow / full",
+            f"{figures['wall_time_ratio']:.3f}  ({figures['grow_wall_time_s']:.0f}s / "
+            f"{figures['full_wall_time_s']:.0f}s)",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"\nResNet-20 on Fashion-MNIST, {figures['epochs']} epochs")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    verdicts = (f"{k}={'yes' if v else 'NO'}" for k, v in figures["targets"].items())
+    print("targets:", ", ".join(verdicts))
+
+
+def main(argv):
+    del argv
+    summaries = {name: run(name, config) for name, config in RUNS.items()}
+    figures = compare(summaries["grow"], summaries["full"])
+    print_table(figures)
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(figures, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
