@@ -69,7 +69,7 @@ def train(
     momentum=0.9,
     weight_decay=5e-4,
     mask_learning_rate=None,
-    mask_momentum=0.0,
+    mask_momentum=0.9,
     temperature_mode="structure",
     beta0=1.0,
     final_temperature=200.0,
