@@ -38,9 +38,11 @@ def _run(network, context, images):
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 @pytest.mark.parametrize("training", [True, False])
-def test_compact_and_dense_agree_in_outputs_and_gradients(name, training):
+@pytest.mark.parametrize("channel_multiple", [1, 4])
+def test_compact_and_dense_agree_in_outputs_and_gradients(name, training, channel_multiple):
     tf.keras.utils.set_random_seed(1)
     network = BUILDERS[name]()
+    network.channel_multiple = channel_multiple  # 4: zero-valued padding channels computed too
     _randomise_logits(network, seed=2)
     images = tf.random.normal([6, *network.input_spec_shape])
     temperature = Temperature(num_epochs=4)

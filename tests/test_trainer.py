@@ -1,6 +1,7 @@
 """A training step: detached structures stay put; counters, FLOPs and lambda advance."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfgrow import cost
@@ -39,9 +40,11 @@ def _sampled_context(network, trainer):
     )
 
 
-def test_detached_structures_get_no_update_no_decay_no_momentum():
+@pytest.mark.parametrize("channel_multiple", [1, 4])
+def test_detached_structures_get_no_update_no_decay_no_momentum(channel_multiple):
     tf.keras.utils.set_random_seed(0)
     network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    network.channel_multiple = channel_multiple  # padding channels are computed, not updated
     for group in network.channel_groups.values():
         group.logits.assign(tf.zeros_like(group.logits))  # p = 0.5: a mixed draw
     trainer = _trainer(network)

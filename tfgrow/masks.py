@@ -215,7 +215,24 @@ def sample_mask(logits, beta, seed, relaxation="sigmoid", at_least_one=True):
     return q, relaxed
 
 
-def active_set(keep, values):
-    """ActiveSet from a bool keep-vector and the full vector of mask values."""
-    indices = tf.cast(tf.reshape(tf.where(keep), [-1]), tf.int32)
-    return ActiveSet(indices, tf.gather(values, indices), tf.cast(keep, tf.float32))
+def active_set(keep, values, multiple=1):
+    """ActiveSet from a bool keep-vector and the full vector of mask values.
+
+    Args:
+        keep: bool vector, the structures that take part.
+        values: float vector of mask values over the full axis.
+        multiple: round the number of computed channels up to a multiple of this (capped at the
+            group size) with unkept channels whose value is 0. Fewer distinct widths mean fewer
+            oneDNN primitive rebuilds (measurements: `tfgrow.train.channel_multiple`).
+    """
+    mask = tf.cast(keep, tf.float32)
+    if multiple <= 1:
+        indices = tf.cast(tf.reshape(tf.where(keep), [-1]), tf.int32)
+        return ActiveSet(indices, tf.gather(values, indices), mask)
+    size = tf.size(keep)
+    count = tf.reduce_sum(tf.cast(keep, tf.int32))
+    padded = tf.minimum(size, (count + multiple - 1) // multiple * multiple)
+    # Kept structures first (in index order), then the unkept ones that fill the padding.
+    order = tf.argsort(tf.cast(tf.logical_not(keep), tf.int32), stable=True)
+    indices = tf.cast(order[:padded], tf.int32)
+    return ActiveSet(indices, tf.gather(values * tf.cast(mask, values.dtype), indices), mask)

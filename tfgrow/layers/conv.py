@@ -114,9 +114,12 @@ class _GrowableBase(keras.layers.Layer):
     def _moving_update(self, variable, batch_value, out):
         momentum = self.batch_norm_momentum
         current = tf.convert_to_tensor(variable)
-        updated = momentum * _gather(current, out, 0) + (1.0 - momentum) * batch_value
+        old = _gather(current, out, 0)
+        updated = momentum * old + (1.0 - momentum) * batch_value
         if out.is_full:
             return updated
+        # Padding slots (computed, but not sampled) keep their statistics.
+        updated = tf.where(tf.gather(out.mask, out.indices) > 0, updated, old)
         return tf.tensor_scatter_nd_update(current, out.indices[:, None], updated)
 
     def weight_masks(self, context):

