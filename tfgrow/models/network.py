@@ -253,27 +253,12 @@ class GrowingNetwork(keras.Model):
 
     def mask_penalty(self, temperature, epoch):
         """(sum over channel structures, sum over layer structures) of sigma(beta s)."""
-        channel_sum = (
-            tf.add_n(
-                [
-                    tf.reduce_sum(g.probabilities(temperature, epoch))
-                    for g in self.channel_groups.values()
-                ]
-            )
-            if self.channel_groups
-            else tf.constant(0.0)
-        )
-        layer_sum = (
-            tf.add_n(
-                [
-                    tf.reduce_sum(g.probabilities(temperature, epoch))
-                    for g in self.gate_groups.values()
-                ]
-            )
-            if self.gate_groups
-            else tf.constant(0.0)
-        )
-        return channel_sum, layer_sum
+
+        def total(groups):
+            sums = [tf.reduce_sum(g.probabilities(temperature, epoch)) for g in groups]
+            return tf.add_n(sums) if sums else tf.constant(0.0)
+
+        return total(self.channel_groups.values()), total(self.gate_groups.values())
 
     def mask_variables(self):
         return [g.logits for _, g in self._all_groups()]
