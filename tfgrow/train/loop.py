@@ -183,10 +183,10 @@ def train(
     start_time = time.time()
     start_epoch = int(trainer.read("step")) // steps_per_epoch
     evaluation = {}
+    step = trainer.read("step")  # mirrored on the host; no device read per step
     for epoch in range(start_epoch, epochs):
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         for batch in dist_train:
-            step = int(trainer.read("step"))
             results = {k: float(v) for k, v in trainer.train_step(batch).items()}
             if not math.isfinite(results["loss_sum"]):
                 raise NonFiniteLossError(
@@ -197,8 +197,9 @@ def train(
                 )
             for key in totals:
                 totals[key] += results[key]
-            if (step + 1) % log_every_steps == 0:
-                _log_step(writer, model, trainer, budget, step + 1, results)
+            step += 1
+            if step % log_every_steps == 0:
+                _log_step(writer, model, trainer, budget, step, results)
         evaluation = evaluate(trainer, dist_eval)
         manager.save(checkpoint_number=int(trainer.read("step")))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
