@@ -25,6 +25,10 @@ class ExecutionContext:
         sync_batch_norm: all-reduce BN statistics over replicas, so that N replicas with a global
             batch B give the same result as one device with batch B.
         state_updates: list of (variable, new value) filled by the layers during the pass.
+        static_shapes: every tensor shape is known at trace time (XLA): off blocks are skipped
+            with `tf.cond` instead of running on a stand-in example.
+        overflows: channel group -> number of sampled structures dropped for lack of capacity
+            (int32 scalars; only groups run at a fixed capacity appear).
     """
 
     channels: dict = dataclasses.field(default_factory=dict)
@@ -32,6 +36,8 @@ class ExecutionContext:
     training: bool = False
     sync_batch_norm: bool = False
     state_updates: list = dataclasses.field(default_factory=list)
+    static_shapes: bool = False
+    overflows: dict = dataclasses.field(default_factory=dict)
 
     def active(self, group):
         if group is None:

@@ -9,6 +9,7 @@ seed and step, so every replica draws the same sub-network, and the effective ma
 """
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import keras
@@ -180,9 +181,57 @@ def keep_at_least_one(keep, logits):
 
 def step_seed(seed, step):
     """The stateless seed of one training step: the same on every replica and on resume."""
-    return tf.random.experimental.stateless_fold_in(
-        tf.constant([int(seed), 0], tf.int64), tf.cast(step, tf.int64)
+    return fold_in(tf.constant([int(seed), 0], tf.int64), step)
+
+
+def _mix32(x):
+    """MurmurHash3's 32-bit finaliser: a bijection of uint32 that mixes every bit."""
+    xor, shift = tf.bitwise.bitwise_xor, tf.bitwise.right_shift
+    x = xor(x, shift(x, 16)) * tf.constant(0x85EBCA6B, tf.uint32)
+    x = xor(x, shift(x, 13)) * tf.constant(0xC2B2AE35, tf.uint32)
+    return xor(x, shift(x, 16))
+
+
+def _words(tensor):
+    """The uint32 halves of every entry of an int64 tensor."""
+    values = tf.unstack(tf.reshape(tf.cast(tensor, tf.int64), [-1]))
+    low = [tf.cast(tf.bitwise.bitwise_and(v, 0xFFFFFFFF), tf.uint32) for v in values]
+    high = [tf.cast(tf.bitwise.right_shift(v, 32), tf.uint32) for v in values]
+    return low + high
+
+
+def _key(seed):
+    key = tf.constant(0x9E3779B9, tf.uint32)
+    for word in _words(seed):
+        key = _mix32(tf.bitwise.bitwise_xor(key, word) + tf.constant(0x7F4A7C15, tf.uint32))
+    return key
+
+
+def fold_in(seed, data):
+    """A new int64 [2] seed from `seed` and an integer `data` (step, group index).
+
+    Like `tf.random.experimental.stateless_fold_in`, but exact integer hashing: the same
+    result inside and outside XLA (the TF op is not, for large seeds).
+    """
+    key = _key(tf.concat([tf.reshape(tf.cast(seed, tf.int64), [-1]), [tf.cast(data, tf.int64)]], 0))
+    return tf.stack([tf.cast(key, tf.int64), tf.cast(data, tf.int64)])
+
+
+def portable_uniform(size, seed):
+    """`size` uniforms in (0, 1) from a stateless int64 [2] seed, identical with and without XLA.
+
+    `tf.random.stateless_uniform` draws different numbers inside an XLA cluster than in TF's own
+    kernels (even with `alg="philox"`), so the same seed would sample different sub-networks in
+    the XLA and ragged modes. This counter-based hash uses exact uint32 arithmetic only, so every
+    device and compiler gives the same draw: runs are reproducible across modes.
+    """
+    key = _key(seed)
+    counter = tf.cast(tf.range(size), tf.uint32)
+    bits = _mix32(
+        tf.bitwise.bitwise_xor(_mix32(counter * tf.constant(0x9E3779B9, tf.uint32) + key), key)
     )
+    # The top 24 bits, centred in their cell: strictly inside (0, 1).
+    return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (1.0 / (1 << 24))
 
 
 def sample_mask(logits, beta, seed, relaxation="sigmoid", at_least_one=True):
@@ -200,7 +249,7 @@ def sample_mask(logits, beta, seed, relaxation="sigmoid", at_least_one=True):
         (q, relaxed): q a bool vector (no gradient) and the relaxed value vector whose entries at
         q carry the gradient to the logits.
     """
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seed, minval=1e-6, maxval=1 - 1e-6)
+    uniform = portable_uniform(tf.size(logits), seed)
     if relaxation == "sigmoid":
         relaxed = tf.sigmoid(beta * logits)
         q = uniform < tf.stop_gradient(relaxed)
@@ -236,3 +285,66 @@ def active_set(keep, values, multiple=1):
     order = tf.argsort(tf.cast(tf.logical_not(keep), tf.int32), stable=True)
     indices = tf.cast(order[:padded], tf.int32)
     return ActiveSet(indices, tf.gather(values * tf.cast(mask, values.dtype), indices), mask)
+
+
+# Capacities as fractions of a group's size; each is rounded up to the channel multiple.
+CAPACITY_FRACTIONS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+
+
+def capacity_ladder(size, multiple=8, fractions=CAPACITY_FRACTIONS):
+    """The static sizes a group of `size` structures may run at (DESIGN.md, XLA capacities).
+
+    >>> capacity_ladder(64)
+    [8, 16, 24, 32, 40, 48, 56, 64]
+    >>> capacity_ladder(16)
+    [8, 16]
+    """
+    multiple = max(1, int(multiple))
+    rungs = {min(size, max(multiple, math.ceil(size * f / multiple) * multiple)) for f in fractions}
+    return sorted(rungs | {int(size)})
+
+
+def choose_capacity(ladder, need):
+    """The smallest rung of `ladder` that holds `need` structures (the top rung at most)."""
+    for rung in ladder:
+        if rung >= need:
+            return rung
+    return ladder[-1]
+
+
+def count_bound(probabilities, sigmas=4.0):
+    """A high quantile of the number of structures drawn: mean + `sigmas` standard deviations
+    of the Poisson-binomial count with these inclusion probabilities (numpy, host side)."""
+    p = np.asarray(probabilities, np.float64)
+    return float(p.sum() + sigmas * np.sqrt((p * (1.0 - p)).sum()))
+
+
+def capacity_set(keep, values, priority, capacity):
+    """ActiveSet of exactly `capacity` slots: static shapes for XLA and stable oneDNN plans.
+
+    The kept structures with the highest `priority` fill the slots first; spare slots carry
+    unkept structures with mask value 0. When more than `capacity` structures are kept, the
+    lowest-priority ones are dropped from this pass (their mask becomes 0).
+
+    Args:
+        keep: bool vector of sampled structures.
+        values: float vector of mask values over the full axis.
+        priority: float vector ranking kept structures (their probabilities sigma(beta s)).
+        capacity: Python int, the number of computed slots.
+
+    Returns:
+        (ActiveSet, number of kept structures dropped for lack of capacity (int32 scalar)).
+    """
+    size = int(keep.shape[0])
+    capacity = min(int(capacity), size)
+    priority = tf.stop_gradient(tf.cast(priority, tf.float32))
+    # Kept structures score in [2, 3], unkept ones in [0, 1]: kept first, by priority.
+    score = priority + 2.0 * tf.cast(keep, tf.float32)
+    _, slots = tf.math.top_k(score, k=capacity, sorted=False)
+    indices = tf.sort(tf.cast(slots, tf.int32))
+    in_slots = tf.scatter_nd(indices[:, None], tf.ones([capacity], tf.bool), [size])
+    kept = tf.logical_and(keep, in_slots)
+    mask = tf.cast(kept, tf.float32)
+    dropped = tf.reduce_sum(tf.cast(keep, tf.int32)) - tf.reduce_sum(tf.cast(kept, tf.int32))
+    active = ActiveSet(indices, tf.gather(values * tf.cast(mask, values.dtype), indices), mask)
+    return active, dropped

@@ -137,6 +137,8 @@ class GrowableBlock(keras.layers.Layer):
         TF's Conv2D returns its input unchanged on empty batches). The stand-in row is zeroed, so
         no gradient reaches the block, and its BN moving statistics are only updated when on.
         """
+        if context.static_shapes:
+            return self._body_cond(inputs, on, context)
         batch = tf.shape(inputs)[0]
         rows = tf.where(on, batch, tf.minimum(batch, 1))
         outer_updates = context.state_updates
@@ -152,6 +154,30 @@ class GrowableBlock(keras.layers.Layer):
             )
         padding = [[0, batch - rows]] + [[0, 0]] * (len(body.shape) - 1)
         return tf.pad(body * tf.cast(on, body.dtype), padding)
+
+    def _body_cond(self, inputs, on, context):
+        """F(x) or zeros through `tf.cond`: static shapes for XLA, the off branch runs nothing."""
+        outer_updates = context.state_updates
+        variables = []
+
+        def run_body():
+            context.state_updates = []
+            body = self._body(inputs, context)
+            variables.extend(variable for variable, _ in context.state_updates)
+            return [body] + [value for _, value in context.state_updates]
+
+        def skip():
+            # Traced after run_body (cond_v2 traces the true branch first): same structure.
+            # A gated block keeps its shape (checked in __init__): F(x) is shaped like x.
+            body = tf.zeros_like(inputs)
+            return [body] + [tf.convert_to_tensor(variable) for variable in variables]
+
+        try:
+            outputs = tf.cond(on, run_body, skip)
+        finally:
+            context.state_updates = outer_updates
+        context.state_updates.extend(zip(variables, outputs[1:]))
+        return outputs[0]
 
     def output_spatial(self, height, width):
         return self.conv1.output_spatial(height, width)

@@ -15,7 +15,18 @@ import tensorflow as tf
 from tfgrow import cost as cost_lib
 from tfgrow.execution import ExecutionContext
 from tfgrow.layers.blocks import GrowableBlock
-from tfgrow.masks import ActiveSet, Gate, MaskGroup, active_set, sample_mask
+from tfgrow.masks import (
+    ActiveSet,
+    Gate,
+    MaskGroup,
+    active_set,
+    capacity_ladder,
+    capacity_set,
+    choose_capacity,
+    count_bound,
+    fold_in,
+    sample_mask,
+)
 
 
 class GrowingNetwork(keras.Model):
@@ -113,28 +124,47 @@ class GrowingNetwork(keras.Model):
     def full_context(self, training=False, sync_batch_norm=False):
         return ExecutionContext(training=training, sync_batch_norm=sync_batch_norm)
 
-    def deterministic_context(self, temperature, epoch, training=False):
-        """H(s): kept structures with mask value sigma(beta s); off blocks are skipped."""
+    def deterministic_context(self, temperature, epoch, training=False, capacities=None):
+        """H(s): kept structures with mask value sigma(beta s); off blocks are skipped.
+
+        `capacities` (group -> Python int, e.g. from `capacities_for_architecture`) runs each
+        listed group at that static width (XLA); it must hold H(s), or structures are dropped.
+        """
         if not self.growing:
             return self.full_context(training)
-        context = ExecutionContext(training=training)
+        context = ExecutionContext(training=training, static_shapes=capacities is not None)
         for name, group in self.channel_groups.items():
             values = self._probabilities(group, temperature, epoch)
-            context.channels[name] = active_set(
-                group.deterministic_keep(), values, self.channel_multiple
+            context.channels[name] = self._active_set(
+                context, name, group.deterministic_keep(), values, values, capacities
             )
         for name, group in self.gate_groups.items():
             values = self._probabilities(group, temperature, epoch)
             context.gates[name] = Gate(group.deterministic_keep()[0], values[0])
         return context
 
-    def sample_context(self, seed, temperature, epoch, relaxation="sigmoid", sync_batch_norm=False):
-        """Samples q for every group with a stateless `seed` ([2] int32) for one training step."""
-        context = ExecutionContext(training=True, sync_batch_norm=sync_batch_norm)
+    def sample_context(
+        self,
+        seed,
+        temperature,
+        epoch,
+        relaxation="sigmoid",
+        sync_batch_norm=False,
+        capacities=None,
+    ):
+        """Samples q for every group with a stateless `seed` ([2] int32) for one training step.
+
+        `capacities` (group -> Python int) runs each listed group at exactly that many slots:
+        static shapes for XLA. A draw of more structures keeps the most probable ones and
+        records the number dropped in `context.overflows`.
+        """
+        context = ExecutionContext(
+            training=True, sync_batch_norm=sync_batch_norm, static_shapes=capacities is not None
+        )
         if not self.growing:
             return context
         for index, (name, group) in enumerate(self._all_groups()):
-            group_seed = tf.random.experimental.stateless_fold_in(seed, index)
+            group_seed = fold_in(seed, index)
             beta = temperature.beta(tf.convert_to_tensor(group.counters), epoch)
             q, relaxed = sample_mask(
                 group.logits, beta, group_seed, relaxation, at_least_one=group.kind == "channel"
@@ -142,8 +172,37 @@ class GrowingNetwork(keras.Model):
             if group.kind == "layer":
                 context.gates[name] = Gate(q[0], relaxed[0])
             else:
-                context.channels[name] = active_set(q, relaxed, self.channel_multiple)
+                priority = tf.sigmoid(beta * tf.convert_to_tensor(group.logits))
+                context.channels[name] = self._active_set(
+                    context, name, q, relaxed, priority, capacities
+                )
         return context
+
+    def _active_set(self, context, name, keep, values, priority, capacities):
+        if capacities is None or name not in capacities:
+            return active_set(keep, values, self.channel_multiple)
+        active, dropped = capacity_set(keep, values, priority, capacities[name])
+        context.overflows[name] = dropped
+        return active
+
+    def capacity_ladders(self):
+        """Group -> the static widths it may run at (`masks.capacity_ladder`)."""
+        return {
+            name: capacity_ladder(group.size, self.channel_multiple)
+            for name, group in self.channel_groups.items()
+        }
+
+    def capacities_for(self, needs):
+        """Group -> smallest ladder rung holding `needs[group]` structures (Python ints)."""
+        ladders = self.capacity_ladders()
+        return {name: choose_capacity(ladders[name], needs[name]) for name in ladders}
+
+    def sampling_bounds(self, temperature, epoch, sigmas=4.0):
+        """Group -> a high quantile of the number of structures a step draws now (host)."""
+        return {
+            name: count_bound(group.probabilities(temperature, epoch).numpy(), sigmas)
+            for name, group in self.channel_groups.items()
+        }
 
     def _all_groups(self):
         items = list(self.channel_groups.items())

@@ -22,6 +22,7 @@ from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
+from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -81,6 +82,10 @@ def train(
     log_every_steps=50,
     mock_data_if_missing=False,
     channel_multiple=8,
+    jit_compile=False,
+    static_capacities=None,
+    capacity_sigmas=4.0,
+    capacity_headroom=1.0,
     strategy=None,
 ):
     """Trains one network and writes checkpoints, TensorBoard events and `summary.json`.
@@ -111,6 +116,13 @@ def train(
             (extra channels carry mask 0; they are not counted or updated). 8 measured fastest
             on oneDNN CPUs: ResNet-20 steps at 40% / 60% sampled width cost 0.64x / 0.94x the
             full network, against 0.75x / 1.00x for exact widths and 0.88x / 1.09x for 16.
+        jit_compile: compile the training and evaluation steps with XLA
+            (`configs/modes/xla.gin`); implies static capacities.
+        static_capacities: run every channel group at a capacity from a small ladder,
+            re-chosen between epochs (`tfgrow/train/capacity.py`); None follows `jit_compile`.
+            Without XLA this keeps shapes stable, so oneDNN does not re-plan every step.
+        capacity_sigmas, capacity_headroom: a capacity holds (mean + sigmas * std of a step's
+            count, or the largest count seen last epoch if larger) * headroom.
         strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
 
     Returns:
@@ -166,7 +178,15 @@ def train(
             relaxation=relaxation,
             seed=seed,
             budget=budget,
+            jit_compile=jit_compile,
         )
+    if static_capacities is None:
+        static_capacities = jit_compile
+    planner = (
+        CapacityPlanner(model, temperature, capacity_sigmas, capacity_headroom)
+        if static_capacities and growing
+        else None
+    )
     checkpoint = make_checkpoint(model, trainer)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), 3)
     if manager.latest_checkpoint:
@@ -186,8 +206,11 @@ def train(
     step = trainer.read("step")  # mirrored on the host; no device read per step
     for epoch in range(start_epoch, epochs):
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+        capacities = planner.plan(epoch) if planner else None
         for batch in dist_train:
-            results = {k: float(v) for k, v in trainer.train_step(batch).items()}
+            results = {k: v.numpy() for k, v in trainer.train_step(batch, capacities).items()}
+            if planner:
+                planner.observe(results)
             if not math.isfinite(results["loss_sum"]):
                 raise NonFiniteLossError(
                     f"Non-finite training loss at step {step} (epoch {epoch}): "
@@ -200,7 +223,7 @@ def train(
             step += 1
             if step % log_every_steps == 0:
                 _log_step(writer, model, trainer, budget, step, results)
-        evaluation = evaluate(trainer, dist_eval)
+        evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
         manager.save(checkpoint_number=int(trainer.read("step")))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
     run = {
@@ -209,6 +232,10 @@ def train(
         "epochs": epochs,
         "global_batch_size": global_batch_size,
     }
+    if planner:
+        run["capacity_overflows"] = planner.overflow_steps
+        run["capacity_dropped"] = planner.dropped
+        run["capacities"] = planner.history[-1] if planner.history else {}
     summary = _summary(model, trainer, budget, run, evaluation, time.time() - start_time)
     _write_json(os.path.join(model_dir, "summary.json"), summary)
     return summary
@@ -260,11 +287,11 @@ def make_checkpoint(model, trainer):
     return tf.train.Checkpoint(model_variables=variables, trainer=trainer)
 
 
-def evaluate(trainer, dist_eval):
+def evaluate(trainer, dist_eval, capacities=None):
     """Accuracy and loss of H(s) over a distributed dataset."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     for batch in dist_eval:
-        for key, value in trainer.eval_step(batch).items():
+        for key, value in trainer.eval_step(batch, capacities).items():
             totals[key] += float(value)
     count = max(totals["count"], 1.0)
     return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}

@@ -35,6 +35,8 @@ class Trainer(tf.Module):
         seed: integer seed of the mask sampling.
         budget: a `Budget`; lambda is refreshed from it inside the step every
             `budget.update_steps` steps (no host round trip).
+        jit_compile: compile the steps with XLA. Shapes must then be static: pass per-group
+            `capacities` to `train_step` and `eval_step` (see `GrowingNetwork.capacities_for`).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Trainer(tf.Module):
         relaxation="sigmoid",
         seed=0,
         budget=None,
+        jit_compile=False,
     ):
         super().__init__(name="trainer")
         self.model = model
@@ -83,24 +86,51 @@ class Trainer(tf.Module):
                 model.mask_variables() if self.growing else [], mask_momentum, name="masks"
             )
         self.full_flops = float(model.full_cost()[1])
-        self.num_traces = 0
+        self.num_traces = 0  # traces (compilations under XLA) of the training step
+        self.num_eval_traces = 0
+        self.jit_compile = bool(jit_compile)
         # autograph=False: the steps use explicit tf.cond; converting them only slows tracing.
-        self.train_step = tf.function(self._train_step, autograph=False)
-        self.eval_step = tf.function(self._eval_step, autograph=False)
+        self._train_function = tf.function(
+            self._train_step, autograph=False, jit_compile=self.jit_compile
+        )
+        self._eval_function = tf.function(
+            self._eval_step, autograph=False, jit_compile=self.jit_compile
+        )
+
+    def train_step(self, batch, capacities=None):
+        """One distributed training step; returns summed metrics as tensors.
+
+        Args:
+            batch: (images, labels), a distributed batch.
+            capacities: None (exact ragged widths) or group -> Python int: every listed group
+                runs at that static width. Each distinct set of capacities is one trace.
+
+        Returns:
+            dict of "loss_sum", "correct", "count", and with capacities "dropped" (structures
+            dropped for lack of capacity) and "sampled" (vector: structures drawn per group, in
+            `model.channel_groups` order).
+        """
+        return self._train_function(batch, _freeze(capacities))
+
+    def eval_step(self, batch, capacities=None):
+        """Evaluates H(s) on one distributed batch; `capacities` as in `train_step`."""
+        return self._eval_function(batch, _freeze(capacities))
 
     # ------------------------------------------------------------------ training
     def epoch_progress(self, step):
         return tf.cast(step, tf.float32) / float(self.steps_per_epoch)
 
-    def _train_step(self, batch):
+    def _train_step(self, batch, capacities):
         self.num_traces += 1  # Python side effect: counts traces, not calls
-        results = self.strategy.run(self._replica_train_step, args=batch)
+        results = self.strategy.run(
+            self._replica_train_step, args=batch, kwargs={"capacities": _thaw(capacities)}
+        )
         return {
             key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for key, value in results.items()
         }
 
-    def _replica_train_step(self, images, labels):
+    def _replica_train_step(self, images, labels, capacities=None):
         model = self.model
         step = tf.convert_to_tensor(self.step)
         epoch = self.epoch_progress(step)
@@ -116,6 +146,7 @@ class Trainer(tf.Module):
                 epoch,
                 self.relaxation,
                 sync_batch_norm=True,
+                capacities=capacities,
             )
             logits = model.forward(images, context)
             per_example = _cross_entropy(labels, logits)
@@ -175,7 +206,23 @@ class Trainer(tf.Module):
         variables = [variable for variable, _ in assignments]
         values = [value for _, value in assignments]
         replica.merge_call(self._assign_all, args=(variables, values))
-        return _metrics(labels, logits, per_example)
+        metrics = _metrics(labels, logits, per_example)
+        if capacities is not None and self.growing:
+            # Every replica drew the same masks: divide so the host's SUM over replicas is exact.
+            replicas = float(replica.num_replicas_in_sync)
+            dropped = tf.add_n([tf.cast(d, tf.float32) for d in context.overflows.values()])
+            metrics["dropped"] = dropped / replicas
+            metrics["sampled"] = (
+                tf.stack(
+                    [
+                        tf.reduce_sum(context.channels[name].mask)
+                        + tf.cast(context.overflows[name], tf.float32)
+                        for name in model.channel_groups
+                    ]
+                )
+                / replicas
+            )
+        return metrics
 
     @staticmethod
     def _assign_all(strategy, variables, values):
@@ -207,19 +254,31 @@ class Trainer(tf.Module):
         return tuple(tf.where(refresh, n, o) for n, o in zip(new, old))
 
     # ---------------------------------------------------------------- evaluation
-    def _eval_step(self, batch):
-        results = self.strategy.run(self._replica_eval_step, args=batch)
+    def _eval_step(self, batch, capacities):
+        self.num_eval_traces += 1
+        results = self.strategy.run(
+            self._replica_eval_step, args=batch, kwargs={"capacities": _thaw(capacities)}
+        )
         return {
             key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for key, value in results.items()
         }
 
-    def _replica_eval_step(self, images, labels):
+    def _replica_eval_step(self, images, labels, capacities=None):
         epoch = self.epoch_progress(tf.convert_to_tensor(self.step))
-        context = self.model.deterministic_context(self.temperature, epoch)
+        context = self.model.deterministic_context(self.temperature, epoch, capacities=capacities)
         logits = self.model.forward(images, context)
         per_example = _cross_entropy(labels, logits)
         return _metrics(labels, logits, per_example)
+
+
+def _freeze(capacities):
+    """A hashable form of group -> capacity: tf.function keys its traces on it."""
+    return None if capacities is None else tuple(sorted((k, int(v)) for k, v in capacities.items()))
+
+
+def _thaw(capacities):
+    return None if capacities is None else dict(capacities)
 
 
 def _cross_entropy(labels, logits):
