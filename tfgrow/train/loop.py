@@ -23,6 +23,7 @@ from tfgrow import data as data_lib
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
 from tfgrow.train.capacity import CapacityPlanner
+from tfgrow.train import strategy as strategy_lib
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -187,16 +188,18 @@ def train(
         if static_capacities and growing
         else None
     )
+    # The chief writes to model_dir; other multi-worker processes to model_dir/workers/<task>.
+    write_dir = strategy_lib.output_dir(strategy, model_dir)
+    tf.io.gfile.makedirs(write_dir)
     checkpoint = make_checkpoint(model, trainer)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), 3)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info(
-            "Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.read("step"))
-        )
-    _write_operative_config(model_dir)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"), 3)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))  # the chief's
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", latest, int(trainer.read("step")))
+    _write_operative_config(write_dir)
 
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
     dist_train = strategy.experimental_distribute_dataset(train_data)
     dist_eval = strategy.experimental_distribute_dataset(eval_data)
     full_params, full_flops = model.full_cost()
@@ -231,13 +234,17 @@ def train(
         "dataset": dataset,
         "epochs": epochs,
         "global_batch_size": global_batch_size,
+        "num_replicas": strategy.num_replicas_in_sync,
+        "jit_compile": bool(jit_compile),
     }
     if planner:
         run["capacity_overflows"] = planner.overflow_steps
         run["capacity_dropped"] = planner.dropped
         run["capacities"] = planner.history[-1] if planner.history else {}
     summary = _summary(model, trainer, budget, run, evaluation, time.time() - start_time)
-    _write_json(os.path.join(model_dir, "summary.json"), summary)
+    _write_json(os.path.join(write_dir, "summary.json"), summary)
+    if write_dir != model_dir:
+        tf.io.gfile.rmtree(os.path.join(write_dir, "checkpoints"))  # only the chief's are kept
     return summary
 
 

@@ -1,5 +1,7 @@
 """`tf.distribute` strategies by name: default, one_device, mirrored, multi_worker, tpu."""
 
+import os
+
 import gin
 import tensorflow as tf
 
@@ -62,3 +64,26 @@ def split_cpu(num_devices):
             f"Could not split the CPU into {num_devices} logical devices: TensorFlow was already "
             "initialised. Choose the strategy before building models or datasets."
         ) from error
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's outputs (always, outside multi-worker training)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def output_dir(strategy, model_dir):
+    """Where this process writes: `model_dir` for the chief, a per-worker directory otherwise.
+
+    MultiWorkerMirroredStrategy needs every worker to save checkpoints (variables are read with
+    collectives); the non-chief ones write beside the chief's, under `workers/`.
+    """
+    if is_chief(strategy):
+        return model_dir
+    resolver = strategy.cluster_resolver
+    return os.path.join(model_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")
