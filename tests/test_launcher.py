@@ -55,6 +55,28 @@ def test_every_experiment_runs_tiny_and_writes_its_outputs(experiment, tmp_path)
     assert "step 5" in result.stderr and "eval_acc" in result.stderr
 
 
+@pytest.mark.slow
+def test_xla_mode_compiles_a_few_times_per_run_and_reports_capacities(tmp_path):
+    result = launch(
+        tmp_path,
+        "configs/experiments/fashion_mnist_resnet20_grow.gin",
+        "configs/tiny.gin",
+        "configs/modes/xla.gin",
+        bindings=["tfgrow.train.epochs=3"],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "summary.json") as f:
+        summary = json.load(f)
+    assert contract_problems(summary) == []
+    assert summary["jit_compile"] is True
+    assert 1 <= summary["num_compiles"] <= 3  # at most one training compile per epoch
+    assert summary["capacity_overflows"] >= 0 and summary["capacity_dropped"] >= 0
+    sizes = {"stage1": 16, "stage2": 32, "stage3": 64}
+    for group, capacity in summary["capacities"].items():
+        assert capacity % 8 == 0 and capacity <= sizes[group.split("_")[0]]
+        assert summary["architecture"][group] <= capacity
+
+
 @pytest.mark.parametrize(
     "bindings, expected",
     [
@@ -63,8 +85,16 @@ def test_every_experiment_runs_tiny_and_writes_its_outputs(experiment, tmp_path)
         (["tfgrow.make_strategy.name='gpu_cluster'"], "Received: name='gpu_cluster'"),
         (["tfgrow.train.dataset='no_such_dataset'"], "no_such_dataset"),
         (["tfgrow.train.learning_rate=1e30"], "Non-finite training loss"),
+        (
+            [
+                "tfgrow.make_strategy.name='mirrored'",
+                "tfgrow.make_strategy.num_cpu_devices=2",
+                "tfgrow.train.jit_compile=True",
+            ],
+            "Received MirroredStrategy with 2 replicas",
+        ),
     ],
-    ids=["unknown_gin_name", "budget", "strategy", "dataset", "nan_loss"],
+    ids=["unknown_gin_name", "budget", "strategy", "dataset", "nan_loss", "xla_mirrored"],
 )
 def test_bad_input_stops_with_a_message_that_says_what_was_received(tmp_path, bindings, expected):
     result = launch(

@@ -49,10 +49,15 @@ class ExecutionContext:
             return None
         return self.gates.get(block)
 
+    def syncs_across_replicas(self):
+        """Whether this pass all-reduces batch-norm statistics (several replicas, sync BN)."""
+        context = tf.distribute.get_replica_context()
+        return self.sync_batch_norm and context is not None and context.num_replicas_in_sync > 1
+
     def replica_mean(self, tensors):
         """Means of `tensors` over replicas (identity on one replica or without sync BN)."""
-        context = tf.distribute.get_replica_context()
-        if not self.sync_batch_norm or context is None or context.num_replicas_in_sync == 1:
+        if not self.syncs_across_replicas():
             return tensors
+        context = tf.distribute.get_replica_context()
         summed = context.all_reduce(tf.distribute.ReduceOp.SUM, tensors)
         return [t / context.num_replicas_in_sync for t in summed]

@@ -137,10 +137,15 @@ class GrowableBlock(keras.layers.Layer):
         TF's Conv2D returns its input unchanged on empty batches). The stand-in row is zeroed, so
         no gradient reaches the block, and its BN moving statistics are only updated when on.
         """
-        if context.static_shapes:
-            return self._body_cond(inputs, on, context)
         batch = tf.shape(inputs)[0]
-        rows = tf.where(on, batch, tf.minimum(batch, 1))
+        if context.static_shapes:
+            if not context.syncs_across_replicas():
+                return self._body_cond(inputs, on, context)
+            # Replicas all-reduce BN statistics, which cannot happen inside a tf.cond: with
+            # static shapes the off block is computed on the whole batch and zeroed.
+            rows = batch
+        else:
+            rows = tf.where(on, batch, tf.minimum(batch, 1))
         outer_updates = context.state_updates
         context.state_updates = []
         try:

@@ -22,8 +22,8 @@ from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
-from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train import strategy as strategy_lib
+from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -182,7 +182,8 @@ def train(
             jit_compile=jit_compile,
         )
     if static_capacities is None:
-        static_capacities = jit_compile
+        # XLA needs static shapes; TPUStrategy compiles with XLA whatever jit_compile says.
+        static_capacities = jit_compile or isinstance(strategy, tf.distribute.TPUStrategy)
     planner = (
         CapacityPlanner(model, temperature, capacity_sigmas, capacity_headroom)
         if static_capacities and growing

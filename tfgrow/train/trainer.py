@@ -89,13 +89,20 @@ class Trainer(tf.Module):
         self.num_traces = 0  # traces (compilations under XLA) of the training step
         self.num_eval_traces = 0
         self.jit_compile = bool(jit_compile)
+        on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        if self.jit_compile and not on_tpu and strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                "XLA mode (jit_compile=True) compiles the whole step as one cluster on one "
+                f"device. Received {type(strategy).__name__} with "
+                f"{strategy.num_replicas_in_sync} replicas, whose variables live on several "
+                "devices. Drop configs/modes/xla.gin (ragged mode runs on several replicas) or "
+                "train on one device; TPUStrategy (--tpu) always compiles with XLA."
+            )
+        # TPUStrategy compiles each replica's step itself; elsewhere jit_compile does.
+        jit = self.jit_compile and not on_tpu
         # autograph=False: the steps use explicit tf.cond; converting them only slows tracing.
-        self._train_function = tf.function(
-            self._train_step, autograph=False, jit_compile=self.jit_compile
-        )
-        self._eval_function = tf.function(
-            self._eval_step, autograph=False, jit_compile=self.jit_compile
-        )
+        self._train_function = tf.function(self._train_step, autograph=False, jit_compile=jit)
+        self._eval_function = tf.function(self._eval_step, autograph=False, jit_compile=jit)
 
     def train_step(self, batch, capacities=None):
         """One distributed training step; returns summed metrics as tensors.
