@@ -15,8 +15,20 @@ from tfgrow.cost import LayerCost
 ACTIVATIONS = {"relu": tf.nn.relu, "linear": None, None: None}
 
 
-def _gather(tensor, active, axis):
-    return tensor if active.is_full else tf.gather(tensor, active.indices, axis=axis)
+def _gather(tensor, active, axis, context=None):
+    """`tensor`'s entries at the active indices along `axis`.
+
+    With static shapes (XLA) the selection is a matmul with a one-hot matrix: XLA's CPU gather
+    gradient is a serial scatter, while a matmul's gradient is another matmul.
+    """
+    if active.is_full:
+        return tensor
+    if context is None or not context.static_shapes:
+        return tf.gather(tensor, active.indices, axis=axis)
+    selection = tf.one_hot(active.indices, tensor.shape[axis], dtype=tensor.dtype)  # [k, n]
+    moved = tf.experimental.numpy.moveaxis(tensor, axis, -1)
+    selected = tf.tensordot(moved, selection, [[-1], [1]])
+    return tf.experimental.numpy.moveaxis(selected, -1, axis)
 
 
 def _float_mask(active, width):
@@ -81,7 +93,7 @@ class _GrowableBase(keras.layers.Layer):
         """Bias, compact batch norm, mask values and activation on the active outputs."""
         out = context.active(self.output_group)
         if self.bias is not None:
-            y = y + _gather(self.bias, out, 0)
+            y = y + _gather(self.bias, out, 0, context)
         if self.use_batch_norm:
             y = self._batch_norm(y, out, context)
         if out.values is not None:
@@ -90,7 +102,7 @@ class _GrowableBase(keras.layers.Layer):
         return function(y) if function is not None else y
 
     def _batch_norm(self, y, out, context):
-        gamma, beta = _gather(self.gamma, out, 0), _gather(self.beta, out, 0)
+        gamma, beta = _gather(self.gamma, out, 0, context), _gather(self.beta, out, 0, context)
         if context.training:
             axes = list(range(len(y.shape) - 1))
             # divide_no_nan: a skipped block runs on an empty batch (see GrowableBlock).
@@ -104,22 +116,25 @@ class _GrowableBase(keras.layers.Layer):
                 (self.moving_variance, variance),
             ):
                 context.state_updates.append(
-                    (variable, self._moving_update(variable, batch_value, out))
+                    (variable, self._moving_update(variable, batch_value, out, context))
                 )
         else:
-            mean = _gather(self.moving_mean, out, 0)
-            variance = _gather(self.moving_variance, out, 0)
+            mean = _gather(self.moving_mean, out, 0, context)
+            variance = _gather(self.moving_variance, out, 0, context)
         return tf.nn.batch_normalization(y, mean, variance, beta, gamma, self.batch_norm_epsilon)
 
-    def _moving_update(self, variable, batch_value, out):
+    def _moving_update(self, variable, batch_value, out, context):
         momentum = self.batch_norm_momentum
         current = tf.convert_to_tensor(variable)
-        old = _gather(current, out, 0)
+        old = _gather(current, out, 0, context)
         updated = momentum * old + (1.0 - momentum) * batch_value
         if out.is_full:
             return updated
         # Padding slots (computed, but not sampled) keep their statistics.
         updated = tf.where(tf.gather(out.mask, out.indices) > 0, updated, old)
+        if context.static_shapes:  # indices are distinct: scatter as a one-hot matmul (XLA)
+            selection = tf.one_hot(out.indices, current.shape[0], dtype=current.dtype)
+            return current + tf.linalg.matvec(selection, updated - old, transpose_a=True)
         return tf.tensor_scatter_nd_update(current, out.indices[:, None], updated)
 
     def weight_masks(self, context):
@@ -190,8 +205,8 @@ class GrowableConv2D(_GrowableBase):
         self.built = True
 
     def call(self, inputs, context):
-        kernel = _gather(self.kernel, context.active(self.input_group), 2)
-        kernel = _gather(kernel, context.active(self.output_group), 3)
+        kernel = _gather(self.kernel, context.active(self.input_group), 2, context)
+        kernel = _gather(kernel, context.active(self.output_group), 3, context)
         y = tf.nn.conv2d(inputs, kernel, self.strides, padding="SAME")
         return self._finish(y, context)
 
@@ -244,8 +259,8 @@ class GrowableDense(_GrowableBase):
         self.built = True
 
     def call(self, inputs, context):
-        kernel = _gather(self.kernel, context.active(self.input_group), 0)
-        kernel = _gather(kernel, context.active(self.output_group), 1)
+        kernel = _gather(self.kernel, context.active(self.input_group), 0, context)
+        kernel = _gather(kernel, context.active(self.output_group), 1, context)
         return self._finish(tf.matmul(inputs, kernel), context)
 
     def output_spatial(self, height, width):

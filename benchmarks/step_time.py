@@ -1,0 +1,340 @@
+r"""Training-step time of growing models against stock Keras models of exactly the same widths.
+
+For ResNet-20 (28x28x1, the main job's input) and VGG-16-BN (32x32x3), at active channel
+fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times one training step of
+
+  grow_ragged  the GrowingNetwork's step (Trainer, exact ragged widths rounded to
+               `channel_multiple`, the launcher's default mode);
+  grow_xla     the same step compiled with XLA at the capacities the launcher would choose;
+  stock        a stock Keras functional model (Conv2D, BatchNormalization, Dense) built at the
+               active widths, trained by the same step (same optimiser code, same batch);
+  stock_xla    that step compiled with XLA;
+
+interleaved in one process, median over `--repeats` rounds of `--steps` steps each, and prints
+the ratios the XLA/TPU issue sets targets for (ragged <= 1.2, XLA <= 1.3, growing at fraction 1.0
+<= 1.15 x stock full). The masks are deterministic (logits +-30), so every step draws exactly the
+fraction asked for. `--memory` also measures peak resident memory of a growing run (its
+sampled masks at p = 0.5) and of the stock full-width model, each in a fresh subprocess.
+
+Usage:
+  python -m benchmarks.step_time [--models=resnet20,vgg16] [--json=runs/step_time.json]
+  python -m benchmarks.step_time --models=resnet20 --repeats=3 --steps=3   # quick look
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_list("models", ["resnet20", "vgg16"], "Models to time: resnet20, vgg16.")
+flags.DEFINE_list("fractions", ["0.25", "0.5", "0.75", "1.0"], "Active channel fractions.")
+flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+flags.DEFINE_integer("repeats", 5, "Interleaved rounds; the median round is reported.")
+flags.DEFINE_integer("steps", 5, "Steps per round.")
+flags.DEFINE_bool("xla", True, "Also time the XLA mode.")
+flags.DEFINE_bool("memory", True, "Also measure peak memory in subprocesses.")
+flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe and print its RSS.")
+FLAGS = flags.FLAGS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INPUTS = {"resnet20": ((28, 28, 1), 10), "vgg16": ((32, 32, 3), 10)}
+TARGETS = {"ragged": 1.2, "xla": 1.3, "full": 1.15, "memory": 1.5}
+
+
+# ---------------------------------------------------------------------------- models
+def growing_model(name):
+    from tfgrow.models import resnet_cifar, vgg16
+
+    input_shape, classes = INPUTS[name]
+    return (resnet_cifar if name == "resnet20" else vgg16)(input_shape, classes)
+
+
+def stock_model(network, widths):
+    """A stock Keras functional model of `network`'s layer sequence at `widths` per group."""
+    import keras
+
+    from tfgrow.layers.blocks import GrowableBlock
+    from tfgrow.layers.conv import GrowableConv2D, GrowableDense
+    from tfgrow.layers.pooling import Pool2D
+
+    def width(group, full):
+        return full if group is None else int(widths[group])
+
+    def conv(x, layer):
+        filters = width(layer.output_group, layer.filters)
+        x = keras.layers.Conv2D(
+            filters, layer.kernel_size, layer.strides, padding="same", use_bias=layer.use_bias
+        )(x)
+        if layer.use_batch_norm:
+            x = keras.layers.BatchNormalization(epsilon=layer.batch_norm_epsilon)(x)
+        return keras.layers.Activation(layer.activation)(x)
+
+    def dense(x, layer):
+        x = keras.layers.Dense(width(layer.output_group, layer.units), use_bias=layer.use_bias)(x)
+        if layer.use_batch_norm:
+            x = keras.layers.BatchNormalization(epsilon=layer.batch_norm_epsilon)(x)
+        return keras.layers.Activation(layer.activation)(x)
+
+    inputs = keras.Input(network.input_spec_shape)
+    x = inputs
+    for layer in network.layer_sequence:
+        if isinstance(layer, GrowableBlock):
+            body = conv(conv(x, layer.conv1), layer.conv2)
+            shortcut = conv(x, layer.shortcut) if layer.shortcut is not None else x
+            x = keras.layers.ReLU()(keras.layers.Add()([shortcut, body]))
+        elif isinstance(layer, GrowableConv2D):
+            x = conv(x, layer)
+        elif isinstance(layer, GrowableDense):
+            x = dense(x, layer)
+        elif isinstance(layer, Pool2D) and layer.kind == "max":
+            x = keras.layers.MaxPooling2D(2, padding="same")(x)
+        elif isinstance(layer, Pool2D):
+            x = keras.layers.GlobalAveragePooling2D()(x)
+        else:
+            raise TypeError(f"No stock equivalent for {type(layer).__name__} {layer.name!r}")
+    return keras.Model(inputs, x, name=f"stock_{network.name}")
+
+
+def set_fraction(network, fraction):
+    """Logits +-30: exactly round(fraction * size) structures per group are drawn every step."""
+    widths = {}
+    for name, group in network.channel_groups.items():
+        count = max(1, int(round(fraction * group.size)))
+        logits = np.full(group.size, -30.0, np.float32)
+        logits[:count] = 30.0
+        group.logits.assign(logits)
+        widths[name] = count
+    return widths
+
+
+# ---------------------------------------------------------------------------- steps
+def growing_step(network, jit_compile):
+    import tensorflow as tf
+
+    from tfgrow.budget import Budget
+    from tfgrow.masks import Temperature
+    from tfgrow.train.capacity import CapacityPlanner
+    from tfgrow.train.trainer import Trainer
+
+    trainer = Trainer(
+        network,
+        tf.distribute.get_strategy(),
+        FLAGS.batch_size,
+        steps_per_epoch=1000,
+        learning_rate=lambda step: 1e-3,
+        mask_learning_rate=lambda step: 1e-3,
+        temperature=Temperature(num_epochs=10),
+        seed=0,
+        budget=Budget(target=None),
+        jit_compile=jit_compile,
+    )
+    planner = CapacityPlanner(network, trainer.temperature) if jit_compile else None
+
+    def step(batch):
+        capacities = planner.plan(0) if planner else None
+        return trainer.train_step(batch, capacities)["loss_sum"]
+
+    return step
+
+
+def stock_step(model, jit_compile):
+    import tensorflow as tf
+
+    from tfgrow.train.optimizer import MaskedMomentum
+
+    variables = model.trainable_variables
+    optimizer = MaskedMomentum(variables, 0.9, 5e-4, name="stock")
+
+    @tf.function(jit_compile=jit_compile)
+    def step(batch):
+        images, labels = batch
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        gradients = tape.gradient(loss, variables)
+        for variable, value in optimizer.step(gradients, 1e-3):
+            variable.assign(value)
+        return loss
+
+    return step
+
+
+def batch_for(name):
+    import tensorflow as tf
+
+    input_shape, classes = INPUTS[name]
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(FLAGS.batch_size, *input_shape)).astype(np.float32)
+    labels = rng.integers(0, classes, FLAGS.batch_size).astype(np.int32)
+    return tf.constant(images), tf.constant(labels)
+
+
+def time_interleaved(steps, batch):
+    """Median seconds per step of each named step function, rounds interleaved."""
+    for step in steps.values():  # trace, compile, warm up
+        for _ in range(2):
+            float(step(batch))
+    rounds = {name: [] for name in steps}
+    for _ in range(FLAGS.repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(FLAGS.steps):
+                result = step(batch)
+            float(result)
+            rounds[name].append((time.perf_counter() - start) / FLAGS.steps)
+    return {name: float(np.median(times)) for name, times in rounds.items()}
+
+
+def time_model(name):
+    rows = []
+    network = growing_model(name)
+    batch = batch_for(name)
+    grow = {"grow_ragged": growing_step(network, jit_compile=False)}
+    if FLAGS.xla:
+        grow["grow_xla"] = growing_step(network, jit_compile=True)
+    stock_full = None
+    for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
+        widths = set_fraction(network, fraction)
+        stock = stock_model(network, widths)
+        steps = dict(grow)
+        steps["stock"] = stock_step(stock, jit_compile=False)
+        if FLAGS.xla:
+            steps["stock_xla"] = stock_step(stock, jit_compile=True)
+        if fraction == 1.0:
+            stock_full_model = stock
+        else:
+            steps["stock_full"] = stock_step(stock_full_model, jit_compile=False)
+        seconds = time_interleaved(steps, batch)
+        if fraction == 1.0:
+            stock_full = seconds["stock"]
+        row = {
+            "model": name,
+            "fraction": fraction,
+            **{f"{k}_ms": 1000.0 * v for k, v in seconds.items()},
+            "ragged_vs_stock": seconds["grow_ragged"] / seconds["stock"],
+            "ragged_vs_stock_full": seconds["grow_ragged"] / stock_full,
+        }
+        if FLAGS.xla:
+            row["xla_vs_stock_xla"] = seconds["grow_xla"] / seconds["stock_xla"]
+            row["xla_vs_stock"] = seconds["grow_xla"] / seconds["stock"]
+        print_row(row)
+        rows.append(row)
+    return rows
+
+
+def print_row(row):
+    xla = (
+        f"  xla/stock_xla {row['xla_vs_stock_xla']:.2f}  xla/stock {row['xla_vs_stock']:.2f}"
+        if "xla_vs_stock_xla" in row
+        else ""
+    )
+    print(
+        f"{row['model']:9s} fraction {row['fraction']:.2f}  grow {row['grow_ragged_ms']:7.1f} ms"
+        f"  stock {row['stock_ms']:7.1f} ms  ragged/stock {row['ragged_vs_stock']:.2f}"
+        f"  ragged/stock_full {row['ragged_vs_stock_full']:.2f}{xla}",
+        flush=True,
+    )
+
+
+# ---------------------------------------------------------------------------- memory
+def memory_probe(kind):
+    """Trains 20 steps of one model in this (fresh) process and prints its peak RSS in MiB."""
+    import tensorflow as tf  # noqa: F401  (the baseline includes TensorFlow itself)
+
+    baseline = _peak_rss_mib()
+    model_name, mode = kind.split(":")
+    network = growing_model(model_name)
+    batch = batch_for(model_name)
+    if mode == "grow":
+        for group in network.channel_groups.values():
+            group.logits.assign(tf.zeros_like(group.logits))  # p = 0.5 draws
+        step = growing_step(network, jit_compile=False)
+    else:
+        step = stock_step(stock_model(network, set_fraction(network, 1.0)), jit_compile=False)
+    for _ in range(20):
+        float(step(batch))
+    print(json.dumps({"peak_mib": _peak_rss_mib(), "baseline_mib": baseline}))
+
+
+def _peak_rss_mib():
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss, exec does not inherit it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("No VmHWM in /proc/self/status: peak memory needs Linux")
+
+
+def measure_memory(name):
+    figures = {}
+    for mode in ("grow", "stock"):
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.step_time", f"--memory_probe={name}:{mode}"]
+            + [f"--batch_size={FLAGS.batch_size}"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        figures[mode] = json.loads(output.strip().splitlines()[-1])
+    row = {
+        "model": name,
+        "grow_peak_mib": figures["grow"]["peak_mib"],
+        "stock_full_peak_mib": figures["stock"]["peak_mib"],
+        "peak_ratio": figures["grow"]["peak_mib"] / figures["stock"]["peak_mib"],
+        # Above what importing TensorFlow costs.
+        "training_growth_ratio": (figures["grow"]["peak_mib"] - figures["grow"]["baseline_mib"])
+        / max(figures["stock"]["peak_mib"] - figures["stock"]["baseline_mib"], 1.0),
+    }
+    print(
+        f"{name:9s} peak RSS grow {row['grow_peak_mib']:.0f} MiB  stock full "
+        f"{row['stock_full_peak_mib']:.0f} MiB  ratio {row['peak_ratio']:.2f}  "
+        f"(growth above import: {row['training_growth_ratio']:.2f})",
+        flush=True,
+    )
+    return row
+
+
+def main(argv):
+    del argv
+    if FLAGS.memory_probe:
+        memory_probe(FLAGS.memory_probe)
+        return
+    for name in FLAGS.models:
+        if name not in INPUTS:
+            raise app.UsageError(f"Expected models from {sorted(INPUTS)}. Received: {name!r}")
+    rows = [row for name in FLAGS.models for row in time_model(name)]
+    memory = [measure_memory(name) for name in FLAGS.models] if FLAGS.memory else []
+    worst = {
+        "ragged_vs_stock": max(r["ragged_vs_stock"] for r in rows),
+        "full_fraction_ragged_vs_stock_full": max(
+            r["ragged_vs_stock"] for r in rows if r["fraction"] == 1.0
+        ),
+    }
+    if FLAGS.xla:
+        worst["xla_vs_stock_xla"] = max(r["xla_vs_stock_xla"] for r in rows)
+    if memory:
+        worst["memory_peak_ratio"] = max(m["peak_ratio"] for m in memory)
+    print("worst ratios:", json.dumps(worst), " targets:", json.dumps(TARGETS))
+    if FLAGS.json:
+        payload = {
+            "batch_size": FLAGS.batch_size,
+            "repeats": FLAGS.repeats,
+            "steps": FLAGS.steps,
+            "rows": rows,
+            "memory": memory,
+            "worst": worst,
+            "targets": TARGETS,
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
+        with open(FLAGS.json, "w") as f:
+            json.dump(payload, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
