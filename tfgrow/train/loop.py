@@ -22,6 +22,7 @@ from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
+from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -167,13 +168,11 @@ def train(
             seed=seed,
             budget=budget,
         )
-    checkpoint = make_checkpoint(model, trainer)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), 3)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info(
-            "Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.read("step"))
-        )
+    checkpoints = RunCheckpoints(
+        make_checkpoint(model, trainer), os.path.join(model_dir, "checkpoints")
+    )
+    if checkpoints.restore():
+        logging.info("Resumed from %s at step %d", checkpoints.latest, int(trainer.read("step")))
     _write_operative_config(model_dir)
 
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
@@ -182,6 +181,7 @@ def train(
     full_params, full_flops = model.full_cost()
     start_time = time.time()
     start_epoch = int(trainer.read("step")) // steps_per_epoch
+    skip_epochs(dist_train, start_epoch)  # the resumed epoch sees the data order it would have
     evaluation = {}
     step = trainer.read("step")  # mirrored on the host; no device read per step
     for epoch in range(start_epoch, epochs):
@@ -191,9 +191,9 @@ def train(
             if not math.isfinite(results["loss_sum"]):
                 raise NonFiniteLossError(
                     f"Non-finite training loss at step {step} (epoch {epoch}): "
-                    f"{results['loss_sum']}. The last good checkpoint is "
-                    f"{manager.latest_checkpoint}. Lower the learning rate "
-                    f"(received learning_rate={learning_rate}) or check the input data."
+                    f"{results['loss_sum']}. Stopped before saving: the last good checkpoint "
+                    f"is {checkpoints.latest or 'none (no epoch finished)'}. Lower the learning "
+                    f"rate (received learning_rate={learning_rate}) or check the input data."
                 )
             for key in totals:
                 totals[key] += results[key]
@@ -201,8 +201,10 @@ def train(
             if step % log_every_steps == 0:
                 _log_step(writer, model, trainer, budget, step, results)
         evaluation = evaluate(trainer, dist_eval)
-        manager.save(checkpoint_number=int(trainer.read("step")))
+        checkpoints.save(trainer.read("step"))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
+    if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end
+        evaluation = evaluate(trainer, dist_eval)
     run = {
         "method": method,
         "dataset": dataset,
@@ -248,16 +250,6 @@ def _load_data(dataset, data_dir, batch_size, seed, max_train, max_eval, mock_if
     )
     with tfds.testing.mock_data(num_examples=max(max_train or 0, max_eval or 0, 2 * batch_size)):
         return load()
-
-
-def make_checkpoint(model, trainer):
-    """Everything a resumed run needs: all model variables (weights, logits, counters, BN
-    statistics) by path, and the trainer (step, lambdas, FLOP accumulators, optimiser slots).
-
-    Keras 3 models are not tf.train trackables themselves, so their variables are listed.
-    """
-    variables = {variable.path.replace("/", "."): variable for variable in model.variables}
-    return tf.train.Checkpoint(model_variables=variables, trainer=trainer)
 
 
 def evaluate(trainer, dist_eval):
