@@ -13,6 +13,9 @@ state file (atomically, by rename). A kill at any moment therefore leaves the st
 at the last complete checkpoint; a half-written one is never "latest".
 """
 
+import inspect
+import os
+
 import gin
 import tensorflow as tf
 from absl import logging
@@ -82,7 +85,7 @@ class RunCheckpoints:
             )
         try:
             status = self.checkpoint.restore(path)
-            status.assert_existing_objects_matched()
+            status.assert_existing_objects_matched().expect_partial()
         except AssertionError as error:
             raise CheckpointError(
                 f"The checkpoint {path} does not match the model built from the gin config "
@@ -135,3 +138,53 @@ def _number(path):
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else repr(error)
+
+
+def restore_network(model_dir):
+    """Rebuilds a run's network from `model_dir/operative_config.gin` and its latest checkpoint.
+
+    Replaces the process' gin configuration with the run's (call it from a launcher or a test,
+    not in the middle of a training run).
+
+    Returns:
+        (network, temperature, epoch, checkpoint path): the network's inference at the end of the
+        run is `network.deterministic_context(temperature, epoch)`, as in the trainer's eval.
+    """
+    from tfgrow import config as config_lib
+    from tfgrow import data as data_lib
+    from tfgrow.masks import Temperature
+    from tfgrow.train import loop
+
+    config_path = os.path.join(model_dir, "operative_config.gin")
+    if not tf.io.gfile.exists(config_path):
+        raise CheckpointError(f"Expected the run's gin config {config_path}. Received: no file.")
+    gin.clear_config()
+    config_lib.parse([config_path], [])
+    settings = {
+        name: parameter.default
+        for name, parameter in inspect.signature(loop.train).parameters.items()
+    }
+    settings.update(gin.get_bindings("tfgrow.train"))
+    info = data_lib.dataset_info(settings["dataset"], data_dir=settings["data_dir"])
+    network = settings["model_fn"](
+        info.input_shape, info.num_classes, growing=settings["method"] == "grow"
+    )
+    network.channel_multiple = int(settings["channel_multiple"])
+    trainer_state = tf.Module()
+    trainer_state.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoints = RunCheckpoints(
+        make_checkpoint(network, trainer_state), os.path.join(model_dir, "checkpoints")
+    )
+    path = checkpoints.restore()
+    if path is None:
+        raise CheckpointError(
+            f"Expected a checkpoint in {os.path.join(model_dir, 'checkpoints')}. Received: none."
+        )
+    num_train = min(info.num_train, settings["max_train_examples"] or info.num_train)
+    steps_per_epoch = max(1, num_train // settings["global_batch_size"])
+    epochs = settings["epochs"]
+    temperature = Temperature(
+        settings["beta0"], settings["final_temperature"], settings["temperature_mode"], epochs
+    )
+    epoch = float(trainer_state.step.numpy()) / steps_per_epoch
+    return network, temperature, epoch, path
