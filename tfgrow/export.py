@@ -272,7 +272,11 @@ def _replace_directory(source, target):
 
 def tflite_predict(path, images):
     """Runs a .tflite file on a batch (one example at a time, the interpreter's input shape)."""
-    interpreter = tf.lite.Interpreter(model_path=path)
+    try:  # LiteRT, TFLite's successor, when installed; tf.lite's interpreter otherwise
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
     interpreter.allocate_tensors()
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
