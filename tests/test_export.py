@@ -201,3 +201,95 @@ def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
     with pytest.raises(export.ExportError, match=f"params={STOCK_PARAMS + 1}"):
         export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
     assert not os.path.exists(tmp_path / "export")
+
+
+# Every growing family through the launchers: train tiny, export, serve, compare.
+FAMILY_RUNS = {
+    "resnet_cifar": ("configs/experiments/fashion_mnist_resnet20_grow.gin", []),
+    "vgg16": ("configs/experiments/fashion_mnist_vgg16_grow.gin", []),
+    "basic3resnet": (
+        "configs/experiments/cifar10_basic3resnet_grow.gin",
+        ["MAX_BLOCKS_PER_STAGE=3"],
+    ),
+    "plain3net": ("configs/experiments/cifar10_plain3net_grow.gin", ["MAX_BLOCKS_PER_STAGE=3"]),
+}
+
+
+def _run_module(module, *args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
+def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(family, tmp_path):
+    from tfgrow import data as data_lib
+    from tfgrow.train.checkpoint import restore_network
+
+    experiment, bindings = FAMILY_RUNS[family]
+    model_dir, saved, lite = tmp_path / "run", tmp_path / "saved", tmp_path / "lite"
+    trained = _run_module(
+        "launchers.train",
+        f"--model_dir={model_dir}",
+        f"--gin_file={experiment}",
+        "--gin_file=configs/tiny.gin",
+        *[f"--gin_bindings={b}" for b in bindings],
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    for directory, form in ((saved, "saved_model"), (lite, "tflite")):
+        result = _run_module(
+            "launchers.export",
+            f"--model_dir={model_dir}",
+            f"--export_dir={directory}",
+            f"--format={form}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    with open(model_dir / "summary.json") as f:
+        summary = json.load(f)
+    with open(saved / "export_info.json") as f:
+        info = json.load(f)
+    assert (info["params"], info["flops"]) == (summary["params"], summary["flops"])
+
+    network, temperature, epoch, _ = restore_network(str(model_dir))
+    images = np.random.default_rng(0).normal(size=(4, *network.input_spec_shape))
+    images = images.astype("float32")
+    expected = network.forward(images, network.deterministic_context(temperature, epoch)).numpy()
+    serve = tf.saved_model.load(str(saved)).signatures["serve"]
+    outputs = next(iter(serve(images=tf.constant(images)).values())).numpy()
+    np.testing.assert_allclose(outputs, expected, atol=TOLERANCE)
+    np.testing.assert_allclose(
+        export.tflite_predict(str(lite / "model.tflite"), images), expected, atol=TOLERANCE
+    )
+    np.save(tmp_path / "images.npy", images)
+    cli = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+            "run",
+            f"--dir={saved}",
+            "--tag_set=serve",
+            "--signature_def=serve",
+            f"--inputs=images={tmp_path / 'images.npy'}",
+            f"--outdir={tmp_path / 'cli'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "cli" / "output_0.npy"), expected, atol=TOLERANCE)
+    if summary["dataset"] == "fashion_mnist":
+        # The exported model scores the run's own evaluation slice exactly as the run did.
+        test_data = data_lib.load_dataset("fashion_mnist", "test", batch_size=32, max_examples=64)
+        correct = sum(
+            int(np.sum(np.argmax(next(iter(serve(images=x).values())), -1) == y.numpy()))
+            for x, y in test_data
+        )
+        assert correct / 64 == pytest.approx(summary["eval_accuracy"], abs=1e-9)
