@@ -92,7 +92,7 @@ class RunCheckpoints:
                 f"({_first_line(error)}). Resume with the configuration that wrote it "
                 "(model_dir/operative_config.gin), or use a new --model_dir."
             ) from error
-        except (tf.errors.OpError, ValueError) as error:
+        except (tf.errors.OpError, IndexError, KeyError, ValueError) as error:
             raise CheckpointError(
                 f"Could not restore the checkpoint {path}: {type(error).__name__}: "
                 f"{_first_line(error)}. Its files ({path}.index, {path}.data-*) look corrupt "
