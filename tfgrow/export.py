@@ -63,19 +63,26 @@ def kept_structures(network, temperature=None, epoch=0.0):
     return channels, gates
 
 
-def plain_model(network, temperature=None, epoch=0.0, name=None):
+def plain_model(network, temperature=None, epoch=None, name=None):
     """A stock-Keras functional model computing `network`'s inference at H(s).
 
     Args:
         network: a `GrowingNetwork` (growing or full).
-        temperature: the run's `Temperature` (the mask values are sigma(beta s)); None for
-            beta = 1, which is what `network(x)` uses without a training run's settings.
-        epoch: the epoch (global temperature mode only).
+        temperature: the run's `Temperature` (the mask values are sigma(beta s)); None for what
+            `network(x)` uses (the `GrowingCallback`'s, or the one saved with the model, or
+            beta = 1 when there is none).
+        epoch: the epoch (global temperature mode only); None as `temperature`.
         name: the Keras model's name (default: the network's).
 
     Returns:
         A `keras.Model` of stock layers whose layer names follow the growing network's.
     """
+    if temperature is None:
+        from tfgrow.train.callback import inference_settings
+
+        temperature, default_epoch = inference_settings(network)
+        epoch = default_epoch if epoch is None else epoch
+    epoch = 0.0 if epoch is None else float(epoch)
     if network.growing:
         channels, gates = kept_structures(network, temperature, epoch)
     else:

@@ -72,15 +72,21 @@ def _step(network):
     return tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
 
 
+def inference_settings(network):
+    """(temperature, epoch) of the network's inference: the run's while a GrowingCallback is
+    attached, else those saved with the model (None: beta = 1)."""
+    settings = network.fit_settings
+    if settings is None:
+        return network._current_temperature, network._current_epoch
+    epoch = tf.cast(_step(network), tf.float32) / float(settings.steps_per_epoch)
+    return settings.temperature, epoch
+
+
 def network_call(network, inputs, training):
     """`GrowingNetwork.call` under Keras: a sampled training pass, or H(s) for inference."""
     settings = network.fit_settings
     if not training:
-        if settings is None:
-            temperature, epoch = network._current_temperature, network._current_epoch
-        else:
-            temperature = settings.temperature
-            epoch = tf.cast(_step(network), tf.float32) / float(settings.steps_per_epoch)
+        temperature, epoch = inference_settings(network)
         return network.forward(inputs, network.deterministic_context(temperature, epoch))
     if not network.growing:
         context = network.full_context(training=True, sync_batch_norm=True)
@@ -110,7 +116,7 @@ def _sampled_pass(network, inputs, settings):
     )
     outputs = network.forward(inputs, context)
     channel_sum, layer_sum = network.mask_penalty(settings.temperature, epoch)
-    network.add_loss(lambda_channel * channel_sum + lambda_layer * layer_sum)
+    penalty = lambda_channel * channel_sum + lambda_layer * layer_sum
 
     assignments = list(context.state_updates)
     increment = 1.0 / settings.steps_per_epoch
@@ -132,6 +138,13 @@ def _sampled_pass(network, inputs, settings):
         (state["lambda_layer"], lambda_layer),
     ]
     _assign_all(assignments)
+    # After the merge_call above: MirroredStrategy runs one replica thread at a time, and each
+    # resumes here and reaches Keras' compute_loss before the next resumes, so clearing first
+    # leaves this replica's penalty alone in the network's (shared) loss list. Added before the
+    # merge_call, the other replica's penalty was counted too (the reported loss, not the
+    # gradients, doubled it on two replicas).
+    network._clear_losses()
+    network.add_loss(penalty)
     return outputs
 
 
