@@ -171,8 +171,9 @@ def train(
     checkpoints = RunCheckpoints(
         make_checkpoint(model, trainer), os.path.join(model_dir, "checkpoints")
     )
-    if checkpoints.restore():
-        logging.info("Resumed from %s at step %d", checkpoints.latest, int(trainer.read("step")))
+    restored = checkpoints.restore()
+    if restored:
+        logging.info("Resumed from %s at step %d", restored, int(trainer.read("step")))
     _write_operative_config(model_dir)
 
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
