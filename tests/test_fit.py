@@ -65,13 +65,13 @@ def test_readme_fit_example_runs_as_written(tmp_path):
     assert (tmp_path / "grown_saved_model" / "saved_model.pb").exists()
 
 
-def test_fit_samples_grows_under_budget_and_advances_counters():
+def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
     keras.utils.set_random_seed(0)
     network = _compiled(resnet_cifar((8, 8, 1), 3, widths=(8, 8, 8)), momentum=0.0)
     off_logits = {name: group.logits.numpy() < 0 for name, group in network.channel_groups.items()}
     before = {name: group.logits.numpy() for name, group in network.channel_groups.items()}
     images, labels = _data()
-    callback = GrowingCallback(Budget(target=1.0), log_every_steps=0)
+    callback = GrowingCallback(Budget(target=1.0), log_every_steps=2, log_dir=str(tmp_path))
     history = network.fit(images, labels, batch_size=16, epochs=2, callbacks=[callback], verbose=0)
     # Under budget: lambda < 0, so the penalty pushes every off logit up (grow), sampled or not.
     assert all(value < 0 for value in history.history["lambda_channel"])
@@ -84,6 +84,11 @@ def test_fit_samples_grows_under_budget_and_advances_counters():
     assert 1.0 <= stem_counters[0] <= 2.0
     assert callback.settings.read("train_flops") < callback.settings.read("train_flops_full")
     assert history.history["train_cost_savings"][-1] > 1.0
+    tags = set()
+    for event_file in tf.io.gfile.glob(str(tmp_path / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags |= {value.tag for value in event.summary.value}
+    assert {"fit/budget_fraction", "fit/lambda_channel", "fit/loss"} <= tags
 
 
 def test_every_growable_layer_config_round_trips():

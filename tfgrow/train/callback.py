@@ -30,6 +30,7 @@ import math
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -347,5 +348,5 @@ class GrowingCallback(keras.callbacks.Callback):
             return
         with self._writer.as_default(step=step):
             for key, value in {**logs, **values}.items():
-                if isinstance(value, (int, float)):
+                if isinstance(value, (int, float, np.integer, np.floating)):
                     tf.summary.scalar(f"fit/{key}", value)
