@@ -217,3 +217,13 @@ def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device():
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "FIT_MIRRORED_OK" in result.stdout
+
+
+def test_a_full_network_fits_without_the_callback_and_updates_batch_norm():
+    keras.utils.set_random_seed(0)
+    network = _compiled(resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4), growing=False))
+    stem = network.layer_sequence[0]
+    moving_mean = stem.moving_mean.numpy()
+    history = network.fit(*_data(32), batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert not np.array_equal(stem.moving_mean.numpy(), moving_mean)
