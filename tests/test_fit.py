@@ -17,7 +17,7 @@ from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
-from tfgrow.models import basic3resnet, resnet_cifar
+from tfgrow.models import GrowingNetwork, basic3resnet, resnet_cifar
 from tfgrow.train.callback import GrowingCallback
 from tfgrow.train.loop import NonFiniteLossError
 
@@ -227,3 +227,32 @@ def test_a_full_network_fits_without_the_callback_and_updates_batch_norm():
     history = network.fit(*_data(32), batch_size=8, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert not np.array_equal(stem.moving_mean.numpy(), moving_mean)
+
+
+def test_a_network_of_your_own_fits_and_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    network = GrowingNetwork(
+        [
+            GrowableConv2D(8, 3, output_group="features", name="conv"),
+            Pool2D("global_average", name="pool"),
+            GrowableDense(
+                3,
+                input_group="features",
+                use_batch_norm=False,
+                use_bias=True,
+                activation="linear",
+                name="classifier",
+            ),
+        ],
+        [MaskGroup(8, name="features")],
+        (8, 8, 1),
+        name="mine",
+    )
+    _compiled(network)
+    images, labels = _data(32)
+    callback = GrowingCallback(Budget(target=0.5), log_every_steps=0)
+    network.fit(images, labels, batch_size=8, epochs=1, callbacks=[callback], verbose=0)
+    assert network.channel_groups["features"].counters.numpy().sum() > 0
+    network.save(str(tmp_path / "mine.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "mine.keras"))
+    np.testing.assert_allclose(loaded(images), network(images), atol=1e-6)
