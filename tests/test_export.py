@@ -196,6 +196,20 @@ def test_morphnet_run_exports_its_final_keras_model(tmp_path):
     np.testing.assert_allclose(next(iter(served.values())), model(images), atol=TOLERANCE)
 
 
+def test_export_launcher_writes_tflite_for_a_morphnet_run(tmp_path):
+    model = _fake_morphnet_run(str(tmp_path / "run"))
+    result = _run_module(
+        "launchers.export",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'lite'}",
+        "--format=tflite",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    outputs = export.tflite_predict(str(tmp_path / "lite" / "model.tflite"), images)
+    np.testing.assert_allclose(outputs, model(images), atol=TOLERANCE)
+
+
 def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
     _fake_morphnet_run(str(tmp_path / "run"), params=STOCK_PARAMS + 1)
     with pytest.raises(export.ExportError, match=f"params={STOCK_PARAMS + 1}"):
@@ -293,3 +307,12 @@ def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(famil
             for x, y in test_data
         )
         assert correct / 64 == pytest.approx(summary["eval_accuracy"], abs=1e-9)
+
+
+def test_export_launcher_stops_with_a_message_for_an_unfinished_run(tmp_path):
+    result = _run_module(
+        "launchers.export", f"--model_dir={tmp_path}", f"--export_dir={tmp_path / 'out'}"
+    )
+    assert result.returncode == 1
+    assert "ExportError: Expected a finished run" in result.stderr
+    assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out")
