@@ -30,10 +30,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from tfgrow import config as config_lib
     from tfgrow.data import DatasetNotFoundError
+    from tfgrow.train.checkpoint import CheckpointError
     from tfgrow.train.loop import NonFiniteLossError, train
     from tfgrow.train.strategy import make_strategy
 
-    USER_ERRORS = (DatasetNotFoundError, NonFiniteLossError, ValueError)
+    USER_ERRORS = (CheckpointError, DatasetNotFoundError, NonFiniteLossError, ValueError)
 
     try:
         config_lib.parse(FLAGS.gin_file, FLAGS.gin_bindings, search_path=REPO_ROOT)

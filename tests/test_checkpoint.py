@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfgrow.budget import Budget
 from tfgrow.masks import Temperature
 from tfgrow.models import resnet_cifar
-from tfgrow.train.loop import make_checkpoint
+from tfgrow.train.checkpoint import make_checkpoint
 from tfgrow.train.trainer import Trainer
 
 

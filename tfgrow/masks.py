@@ -88,6 +88,7 @@ class Temperature:
         return self.beta0 * tf.pow(tf.constant(self.gamma, counters.dtype), exponent)
 
 
+@keras.saving.register_keras_serializable(package="tfgrow")
 class MaskGroup(keras.layers.Layer):
     """One vector of mask logits, with counters, for structures grown or pruned together.
 

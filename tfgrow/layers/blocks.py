@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfgrow.layers.conv import GrowableConv2D
 
 
+@keras.saving.register_keras_serializable(package="tfgrow")
 class GrowableBlock(keras.layers.Layer):
     """A basic residual or plain block whose filters (and, optionally, existence) are learned.
 

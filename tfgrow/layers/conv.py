@@ -170,6 +170,7 @@ class _GrowableBase(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="tfgrow")
 class GrowableConv2D(_GrowableBase):
     """A 2D convolution (+ BN + mask + activation) whose filters can be grown and pruned.
 
@@ -240,6 +241,7 @@ class GrowableConv2D(_GrowableBase):
         return config
 
 
+@keras.saving.register_keras_serializable(package="tfgrow")
 class GrowableDense(_GrowableBase):
     """A dense layer (+ optional BN + mask + activation) whose units can be grown and pruned.
 

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="tfgrow")
 class Pool2D(keras.layers.Layer):
     """Max pooling (2x2, stride 2, "same") or global average pooling on compact tensors.
 

@@ -8,6 +8,8 @@ and distributed with the model. It produces the three kinds of `ExecutionContext
 - `full_context`: every structure on, unmasked (the full network, and the "full" baseline).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -19,6 +21,7 @@ from tfgrow.masks import (
     ActiveSet,
     Gate,
     MaskGroup,
+    Temperature,
     active_set,
     capacity_ladder,
     capacity_set,
@@ -29,6 +32,7 @@ from tfgrow.masks import (
 )
 
 
+@keras.saving.register_keras_serializable(package="tfgrow")
 class GrowingNetwork(keras.Model):
     """A network of growable layers, executed on the active channels and blocks only.
 
@@ -103,12 +107,22 @@ class GrowingNetwork(keras.Model):
 
     # ----------------------------------------------------------------- execution
     def call(self, inputs, training=False):
-        """Inference at H(s) (the architecture the run would return now)."""
+        """Inference at H(s) (the architecture the run would return now).
+
+        With `training=True` (Keras `fit`) or once a `GrowingCallback` has attached its settings,
+        `tfgrow.train.callback.network_call` runs the pass: a sampled training step, or H(s) at
+        the run's temperatures.
+        """
+        if training or self.fit_settings is not None:
+            from tfgrow.train import callback  # imported here: tfgrow.train imports models
+
+            return callback.network_call(self, inputs, training)
         context = self.deterministic_context(self._current_temperature, self._current_epoch)
         return self.forward(inputs, context)
 
     _current_temperature = None
     _current_epoch = 0.0
+    fit_settings = None  # set by GrowingCallback (tfgrow/train/callback.py)
 
     def forward(self, inputs, context):
         x = inputs
@@ -326,3 +340,40 @@ class GrowingNetwork(keras.Model):
         """Trainable weights other than mask logits."""
         logit_ids = {id(v) for v in self.mask_variables()}
         return [v for v in self.trainable_variables if id(v) not in logit_ids]
+
+    # ----------------------------------------------------------------- serialisation
+    def get_config(self):
+        """Layers and groups as nested Keras configs, so `keras.models.load_model` rebuilds it."""
+        temperature = self._current_temperature
+        return {
+            "name": self.name,
+            "layers": [keras.saving.serialize_keras_object(x) for x in self.layer_sequence],
+            "groups": [
+                keras.saving.serialize_keras_object(g) for g in self.channel_groups.values()
+            ],
+            "input_shape": list(self.input_spec_shape),
+            "growing": self.growing,
+            "channel_multiple": self.channel_multiple,
+            "temperature": None if temperature is None else dataclasses.asdict(temperature),
+            "epoch": float(self._current_epoch),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        temperature = config.pop("temperature", None)
+        epoch = config.pop("epoch", 0.0)
+        for key in ("layers", "groups"):
+            # Unbuilt: the network builds its layers and groups itself, once, in __init__.
+            config[key] = [
+                keras.saving.deserialize_keras_object(
+                    {k: v for k, v in item.items() if k != "build_config"},
+                    custom_objects=custom_objects,
+                )
+                for item in config[key]
+            ]
+        network = cls(**config)
+        if temperature is not None:
+            network._current_temperature = Temperature(**temperature)
+        network._current_epoch = float(epoch)
+        return network

@@ -24,6 +24,7 @@ from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
 from tfgrow.train import strategy as strategy_lib
 from tfgrow.train.capacity import CapacityPlanner
+from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -189,15 +190,18 @@ def train(
         if static_capacities and growing
         else None
     )
-    # The chief writes to model_dir; other multi-worker processes to model_dir/workers/<task>.
+    # The chief writes to model_dir; other multi-worker processes to model_dir/workers/<task>
+    # and resume from the chief's checkpoints.
     write_dir = strategy_lib.output_dir(strategy, model_dir)
     tf.io.gfile.makedirs(write_dir)
-    checkpoint = make_checkpoint(model, trainer)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"), 3)
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))  # the chief's
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", latest, int(trainer.read("step")))
+    checkpoints = RunCheckpoints(
+        make_checkpoint(model, trainer),
+        os.path.join(write_dir, "checkpoints"),
+        restore_directory=os.path.join(model_dir, "checkpoints"),
+    )
+    restored = checkpoints.restore()
+    if restored:
+        logging.info("Resumed from %s at step %d", restored, int(trainer.read("step")))
     _write_operative_config(write_dir)
 
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
@@ -206,6 +210,7 @@ def train(
     full_params, full_flops = model.full_cost()
     start_time = time.time()
     start_epoch = int(trainer.read("step")) // steps_per_epoch
+    skip_epochs(dist_train, start_epoch)  # the resumed epoch sees the data order it would have
     evaluation = {}
     step = trainer.read("step")  # mirrored on the host; no device read per step
     for epoch in range(start_epoch, epochs):
@@ -218,18 +223,21 @@ def train(
             if not math.isfinite(results["loss_sum"]):
                 raise NonFiniteLossError(
                     f"Non-finite training loss at step {step} (epoch {epoch}): "
-                    f"{results['loss_sum']}. The last good checkpoint is "
-                    f"{manager.latest_checkpoint}. Lower the learning rate "
-                    f"(received learning_rate={learning_rate}) or check the input data."
+                    f"{results['loss_sum']}. Stopped before saving: the last good checkpoint "
+                    f"is {checkpoints.latest or 'none (no epoch finished)'}. Lower the learning "
+                    f"rate (received learning_rate={learning_rate}) or check the input data."
                 )
             for key in totals:
                 totals[key] += results[key]
             step += 1
             if step % log_every_steps == 0:
                 _log_step(writer, model, trainer, budget, step, results)
-        evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
-        manager.save(checkpoint_number=int(trainer.read("step")))
+        eval_capacities = planner.eval_capacities() if planner else None
+        evaluation = evaluate(trainer, dist_eval, eval_capacities)
+        checkpoints.save(trainer.read("step"))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
+    if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end
+        evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
     run = {
         "method": method,
         "dataset": dataset,
@@ -283,16 +291,6 @@ def _load_data(dataset, data_dir, batch_size, seed, max_train, max_eval, mock_if
     )
     with tfds.testing.mock_data(num_examples=max(max_train or 0, max_eval or 0, 2 * batch_size)):
         return load()
-
-
-def make_checkpoint(model, trainer):
-    """Everything a resumed run needs: all model variables (weights, logits, counters, BN
-    statistics) by path, and the trainer (step, lambdas, FLOP accumulators, optimiser slots).
-
-    Keras 3 models are not tf.train trackables themselves, so their variables are listed.
-    """
-    variables = {variable.path.replace("/", "."): variable for variable in model.variables}
-    return tf.train.Checkpoint(model_variables=variables, trainer=trainer)
 
 
 def evaluate(trainer, dist_eval, capacities=None):

@@ -1,0 +1,48 @@
+r"""Exports a finished run's network as a SavedModel (or a TFLite file) of stock Keras layers.
+
+Usage:
+  python -m launchers.export --model_dir=runs/fashion_mnist_resnet20_grow \
+    --export_dir=exports/resnet20_grow [--format=saved_model|tflite]
+
+Growing runs are rebuilt from model_dir/operative_config.gin and restored from the latest
+checkpoint; MorphNet runs export model_dir/final_model.keras. The export is checked against
+summary.json (params and FLOPs) and written atomically: a temporary directory beside
+--export_dir, renamed into place when complete. Serve it with
+  saved_model_cli run --dir=EXPORT_DIR --tag_set=serve --signature_def=serve \
+    --input_exprs='images=np.zeros((1, 28, 28, 1), np.float32)'
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+flags.DEFINE_string("model_dir", None, "The run's directory (summary.json, checkpoints/).")
+flags.DEFINE_string("export_dir", None, "Directory to write (replaced if it exists).")
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "What to write.")
+flags.mark_flags_as_required(["model_dir", "export_dir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from tfgrow import export
+    from tfgrow.config import ConfigError
+    from tfgrow.train.checkpoint import CheckpointError
+
+    try:
+        info = export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.format)
+    except (export.ExportError, CheckpointError, ConfigError) as error:
+        logging.error("%s: %s", type(error).__name__, error)
+        sys.exit(1)
+    logging.info(
+        "done: %s params %d flops %d -> %s",
+        info["model"],
+        info["params"],
+        info["flops"],
+        info["path"],
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,318 @@
+"""Export: the plain stock-Keras network at H(s) computes what the growing network computes, is
+counted like it, serves as a SavedModel (Python, saved_model_cli) and as TFLite, and is written
+atomically; MorphNet runs export their final Keras model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgrow import cost, export
+from tfgrow.masks import Temperature
+from tfgrow.models import basic3resnet, plain3net, resnet_cifar, vgg16
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOLERANCE = 1e-4
+TEMPERATURE = Temperature(1.0, 200.0, "structure", 4.0)
+FAMILIES = {
+    "resnet_cifar": lambda: resnet_cifar((12, 12, 1), 5, widths=(8, 12, 16)),
+    "vgg16": lambda: vgg16((12, 12, 3), 5, plan=(8, "M", 12, 12, "M", 16), hidden_units=10),
+    "basic3resnet": lambda: basic3resnet(
+        (12, 12, 1), 5, max_blocks_per_stage=3, widths=(8, 12, 16)
+    ),
+    "plain3net": lambda: plain3net((12, 12, 1), 5, max_blocks_per_stage=3, widths=(8, 12, 16)),
+}
+STOCK_LAYERS = (
+    keras.layers.InputLayer,
+    keras.layers.Conv2D,
+    keras.layers.BatchNormalization,
+    keras.layers.ReLU,
+    keras.layers.Add,
+    keras.layers.Rescaling,
+    keras.layers.Dense,
+    keras.layers.MaxPooling2D,
+    keras.layers.GlobalAveragePooling2D,
+)
+
+
+def _mid_training_network(family, seed=0):
+    """A network in a mid-training state: mixed logits (some channels and blocks off), counters,
+    BN statistics and scales away from their initial values."""
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    network = FAMILIES[family]()
+    network.channel_multiple = 8  # zero-valued padding channels must not change the export
+    for group in network.group_variables().values():
+        group.logits.assign(rng.normal(size=group.logits.shape).astype("float32"))
+        group.counters.assign(rng.uniform(0, 3, size=group.counters.shape).astype("float32"))
+    for variable in network.variables:
+        name = variable.path.rsplit("/", 1)[-1]
+        shape = variable.shape
+        if name in ("moving_mean", "beta"):
+            variable.assign(0.1 * rng.normal(size=shape).astype("float32"))
+        elif name in ("moving_variance", "gamma"):
+            variable.assign(rng.uniform(0.5, 1.5, size=shape).astype("float32"))
+    return network
+
+
+def _inference(network, images, epoch=2.0):
+    return network.forward(images, network.deterministic_context(TEMPERATURE, epoch)).numpy()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_plain_model_computes_the_growing_networks_inference_with_its_cost(family):
+    network = _mid_training_network(family)
+    widths, blocks = network.architecture()
+    if blocks:  # both paths of a gated block are exercised: removed (off) and folded (on)
+        assert 0 < sum(blocks.values()) < len(blocks), blocks
+    assert min(widths.values()) < max(g.size for g in network.channel_groups.values())
+    images = np.random.default_rng(1).normal(size=(6, *network.input_spec_shape))
+    images = images.astype("float32")
+    plain = export.plain_model(network, TEMPERATURE, 2.0)
+    assert all(isinstance(layer, STOCK_LAYERS) for layer in plain.layers)
+    np.testing.assert_allclose(plain(images).numpy(), _inference(network, images), atol=TOLERANCE)
+    expected = tuple(int(v) for v in cost.count(network.layer_costs, widths, blocks))
+    assert export.count_keras_model(plain) == expected
+    # Off blocks are gone, not computed and zeroed.
+    off = [name for name, on in blocks.items() if not on]
+    assert not any(layer.name.startswith(tuple(off)) for layer in plain.layers if off)
+
+
+def test_full_network_exports_at_full_width():
+    network = resnet_cifar((8, 8, 1), 3, widths=(4, 6, 8), growing=False)
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
+    plain = export.plain_model(network)
+    np.testing.assert_allclose(plain(images).numpy(), network(images).numpy(), atol=TOLERANCE)
+    assert export.count_keras_model(plain) == tuple(int(v) for v in network.full_cost())
+
+
+def test_saved_model_serves_in_python_and_saved_model_cli_and_tflite_matches(tmp_path):
+    network = _mid_training_network("basic3resnet")
+    images = np.random.default_rng(2).normal(size=(3, 12, 12, 1)).astype("float32")
+    expected = _inference(network, images)
+    plain = export.plain_model(network, TEMPERATURE, 2.0)
+
+    saved = export.export_model(plain, tmp_path / "saved", info={"params": 1})
+    loaded = tf.saved_model.load(saved)
+    assert {"serve", "serving_default"} <= set(loaded.signatures)
+    served = loaded.signatures["serve"](images=tf.constant(images))
+    np.testing.assert_allclose(next(iter(served.values())).numpy(), expected, atol=TOLERANCE)
+    with open(os.path.join(saved, "export_info.json")) as f:
+        assert json.load(f) == {"params": 1}
+
+    np.save(tmp_path / "images.npy", images)
+    result = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+            "run",
+            f"--dir={saved}",
+            "--tag_set=serve",
+            "--signature_def=serve",
+            f"--inputs=images={tmp_path / 'images.npy'}",
+            f"--outdir={tmp_path / 'cli'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "cli" / "output_0.npy"), expected, atol=TOLERANCE)
+
+    tflite = export.export_model(plain, tmp_path / "lite", format="tflite")
+    assert tflite.endswith(".tflite") and os.listdir(tmp_path / "lite") == ["model.tflite"]
+    np.testing.assert_allclose(export.tflite_predict(tflite, images), expected, atol=TOLERANCE)
+
+
+def test_a_failed_export_leaves_the_previous_export_and_no_temporary_files(tmp_path):
+    network = _mid_training_network("resnet_cifar")
+    plain = export.plain_model(network, TEMPERATURE, 2.0)
+    target = tmp_path / "export"
+    export.export_model(plain, target, info={"version": 1})
+
+    class Killed(Exception):
+        pass
+
+    def half_written(path, **kwargs):
+        os.makedirs(path)
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
+        raise Killed()
+
+    plain.export = half_written
+    with pytest.raises(Killed):
+        export.export_model(plain, target, info={"version": 2})
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    with open(target / "export_info.json") as f:
+        assert json.load(f) == {"version": 1}
+    assert tf.saved_model.load(str(target)).signatures["serve"] is not None
+
+
+def _stock_model():
+    inputs = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Conv2D(5, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(4)(x))
+
+
+# By hand: conv 3*3*3*5 = 135 params, 2*135*4*4 = 4320 FLOPs; BN 10 params; depthwise 3*3*5 = 45
+# params, 2*45*16 = 1440 FLOPs; dense 5*4 + 4 = 24 params, 40 FLOPs.
+STOCK_PARAMS, STOCK_FLOPS = 135 + 10 + 45 + 24, 4320 + 1440 + 40
+
+
+def _fake_morphnet_run(model_dir, params=STOCK_PARAMS):
+    keras.utils.set_random_seed(0)
+    model = _stock_model()
+    os.makedirs(model_dir)
+    model.save(os.path.join(model_dir, "final_model.keras"))
+    summary = {"method": "morphnet", "model": "tiny", "params": params, "flops": STOCK_FLOPS}
+    with open(os.path.join(model_dir, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    return model
+
+
+def test_count_keras_model_follows_tfgrow_cost_conventions():
+    assert export.count_keras_model(_stock_model()) == (STOCK_PARAMS, STOCK_FLOPS)
+
+
+def test_morphnet_run_exports_its_final_keras_model(tmp_path):
+    model = _fake_morphnet_run(str(tmp_path / "run"))
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    info = export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
+    assert (info["params"], info["flops"], info["method"]) == (
+        STOCK_PARAMS,
+        STOCK_FLOPS,
+        "morphnet",
+    )
+    served = tf.saved_model.load(info["path"]).signatures["serve"](images=tf.constant(images))
+    np.testing.assert_allclose(next(iter(served.values())), model(images), atol=TOLERANCE)
+
+
+def test_export_launcher_writes_tflite_for_a_morphnet_run(tmp_path):
+    model = _fake_morphnet_run(str(tmp_path / "run"))
+    result = _run_module(
+        "launchers.export",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'lite'}",
+        "--format=tflite",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    outputs = export.tflite_predict(str(tmp_path / "lite" / "model.tflite"), images)
+    np.testing.assert_allclose(outputs, model(images), atol=TOLERANCE)
+
+
+def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
+    _fake_morphnet_run(str(tmp_path / "run"), params=STOCK_PARAMS + 1)
+    with pytest.raises(export.ExportError, match=f"params={STOCK_PARAMS + 1}"):
+        export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
+    assert not os.path.exists(tmp_path / "export")
+
+
+# Every growing family through the launchers: train tiny, export, serve, compare.
+FAMILY_RUNS = {
+    "resnet_cifar": ("configs/experiments/fashion_mnist_resnet20_grow.gin", []),
+    "vgg16": ("configs/experiments/fashion_mnist_vgg16_grow.gin", []),
+    "basic3resnet": (
+        "configs/experiments/cifar10_basic3resnet_grow.gin",
+        ["MAX_BLOCKS_PER_STAGE=3"],
+    ),
+    "plain3net": ("configs/experiments/cifar10_plain3net_grow.gin", ["MAX_BLOCKS_PER_STAGE=3"]),
+}
+
+
+def _run_module(module, *args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
+def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(family, tmp_path):
+    from tfgrow import data as data_lib
+    from tfgrow.train.checkpoint import restore_network
+
+    experiment, bindings = FAMILY_RUNS[family]
+    model_dir, saved, lite = tmp_path / "run", tmp_path / "saved", tmp_path / "lite"
+    trained = _run_module(
+        "launchers.train",
+        f"--model_dir={model_dir}",
+        f"--gin_file={experiment}",
+        "--gin_file=configs/tiny.gin",
+        *[f"--gin_bindings={b}" for b in bindings],
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    for directory, form in ((saved, "saved_model"), (lite, "tflite")):
+        result = _run_module(
+            "launchers.export",
+            f"--model_dir={model_dir}",
+            f"--export_dir={directory}",
+            f"--format={form}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    with open(model_dir / "summary.json") as f:
+        summary = json.load(f)
+    with open(saved / "export_info.json") as f:
+        info = json.load(f)
+    assert (info["params"], info["flops"]) == (summary["params"], summary["flops"])
+
+    network, temperature, epoch, _ = restore_network(str(model_dir))
+    images = np.random.default_rng(0).normal(size=(4, *network.input_spec_shape))
+    images = images.astype("float32")
+    expected = network.forward(images, network.deterministic_context(temperature, epoch)).numpy()
+    serve = tf.saved_model.load(str(saved)).signatures["serve"]
+    outputs = next(iter(serve(images=tf.constant(images)).values())).numpy()
+    np.testing.assert_allclose(outputs, expected, atol=TOLERANCE)
+    np.testing.assert_allclose(
+        export.tflite_predict(str(lite / "model.tflite"), images), expected, atol=TOLERANCE
+    )
+    np.save(tmp_path / "images.npy", images)
+    cli = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+            "run",
+            f"--dir={saved}",
+            "--tag_set=serve",
+            "--signature_def=serve",
+            f"--inputs=images={tmp_path / 'images.npy'}",
+            f"--outdir={tmp_path / 'cli'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "cli" / "output_0.npy"), expected, atol=TOLERANCE)
+    if summary["dataset"] == "fashion_mnist":
+        # The exported model scores the run's own evaluation slice exactly as the run did.
+        test_data = data_lib.load_dataset("fashion_mnist", "test", batch_size=32, max_examples=64)
+        correct = sum(
+            int(np.sum(np.argmax(next(iter(serve(images=x).values())), -1) == y.numpy()))
+            for x, y in test_data
+        )
+        assert correct / 64 == pytest.approx(summary["eval_accuracy"], abs=1e-9)
+
+
+def test_export_launcher_stops_with_a_message_for_an_unfinished_run(tmp_path):
+    result = _run_module(
+        "launchers.export", f"--model_dir={tmp_path}", f"--export_dir={tmp_path / 'out'}"
+    )
+    assert result.returncode == 1
+    assert "ExportError: Expected a finished run" in result.stderr
+    assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out")

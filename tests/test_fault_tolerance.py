@@ -1,0 +1,171 @@
+"""Runs survive faults: a SIGKILLed run resumes to the result of an uninterrupted one, a corrupt
+checkpoint stops with the file's name and the way back, a non-finite loss stops the run at its
+step and keeps the last good checkpoint, and equal seeds give equal runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgrow.budget import Budget
+from tfgrow.masks import Temperature
+from tfgrow.models import resnet_cifar
+from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, make_checkpoint
+from tfgrow.train.trainer import Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
+# 4 epochs of 20 steps: a few seconds each, so the kill lands while the run is still going.
+RUN_BINDINGS = ["tfgrow.train.epochs=4", "tfgrow.train.max_train_examples=640"]
+COMPARED = ("architecture", "blocks", "params", "flops", "steps", "train_flops", "eval_accuracy")
+
+
+def _command(model_dir, bindings=RUN_BINDINGS):
+    command = [sys.executable, "-m", "launchers.train", f"--model_dir={model_dir}"]
+    command += [f"--gin_file={EXPERIMENT}", "--gin_file=configs/tiny.gin"]
+    return command + [f"--gin_bindings={b}" for b in bindings]
+
+
+def _run(model_dir, bindings=RUN_BINDINGS, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        _command(model_dir, bindings),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _summary(model_dir):
+    with open(os.path.join(model_dir, "summary.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("reference")
+    result = _run(model_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return _summary(model_dir)
+
+
+def _assert_same_run(summary, reference):
+    for key in COMPARED:
+        assert summary[key] == reference[key], key
+    assert summary["eval_loss"] == pytest.approx(reference["eval_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_architecture_and_metrics(reference_run, tmp_path):
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_same_run(_summary(tmp_path), reference_run)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_resumes_to_the_uninterrupted_result(reference_run, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        _command(tmp_path),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state_file = tmp_path / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while not state_file.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "summary.json").exists()
+    killed_at = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert killed_at is not None and not killed_at.endswith("-80")
+
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resumed from {killed_at}" in result.stderr
+    _assert_same_run(_summary(tmp_path), reference_run)
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # A step schedule whose second half multiplies the learning rate by 1e35: epoch 1 trains
+    # and checkpoints (step 10), epoch 2 blows up.
+    bindings = [
+        "tfgrow.train.epochs=2",
+        "tfgrow.train.schedule='step'",
+        "tfgrow.learning_rate_schedule.boundaries=(0.5,)",
+        "tfgrow.learning_rate_schedule.decay=1e35",
+    ]
+    result = _run(tmp_path, bindings)
+    assert result.returncode == 1
+    assert "NonFiniteLossError: Non-finite training loss at step 1" in result.stderr
+    last_good = str(tmp_path / "checkpoints" / "ckpt-10")
+    assert f"the last good checkpoint is {last_good}" in result.stderr, result.stderr[-3000:]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == last_good
+    assert not (tmp_path / "summary.json").exists()
+    assert "Traceback" not in result.stderr
+
+
+def _network_and_trainer():
+    network = resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4))
+    trainer = Trainer(
+        network,
+        tf.distribute.get_strategy(),
+        4,
+        10,
+        lambda step: 0.1,
+        lambda step: 0.1,
+        Temperature(num_epochs=1),
+        budget=Budget(update_steps=1),
+    )
+    return network, trainer
+
+
+def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
+    network, trainer = _network_and_trainer()
+    checkpoints = RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
+    batch = (tf.random.normal([4, 8, 8, 1]), tf.constant([0, 1, 2, 0]))
+    for _ in range(2):
+        trainer.train_step(batch)
+        checkpoints.save(trainer.read("step"))
+    saved_kernel = network.layer_sequence[0].kernel.numpy()  # at step 2
+    previous, latest = str(tmp_path / "ckpt-1"), str(tmp_path / "ckpt-2")
+    data_file = latest + ".data-00000-of-00001"
+    size = os.path.getsize(data_file)
+    with open(data_file, "r+b") as f:  # a disk fault or a copy cut short
+        f.truncate(size // 2)
+
+    network, trainer = _network_and_trainer()
+    with pytest.raises(CheckpointError) as error:
+        RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path)).restore()
+    message = str(error.value)
+    assert f"Could not restore the checkpoint {latest}" in message
+    assert f"previous checkpoint ({previous})" in message
+    assert "--gin_bindings='tfgrow.RunCheckpoints.fall_back=True'" in message
+
+    network, trainer = _network_and_trainer()
+    restored = RunCheckpoints(
+        make_checkpoint(network, trainer), str(tmp_path), fall_back=True
+    ).restore()
+    assert restored == previous and trainer.read("step") == 1
+    assert not np.array_equal(network.layer_sequence[0].kernel.numpy(), saved_kernel)
+
+
+def test_a_missing_only_checkpoint_says_to_start_over(tmp_path):
+    network, trainer = _network_and_trainer()
+    checkpoints = RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
+    path = checkpoints.save(0)
+    os.remove(path + ".index")
+    with pytest.raises(CheckpointError, match=f"delete {tmp_path} to start the run over"):
+        RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path)).restore()

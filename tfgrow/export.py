@@ -1,0 +1,352 @@
+"""Export: the final network as a plain Keras model, a SavedModel and a TFLite file.
+
+`plain_model(network, temperature, epoch)` rebuilds a `GrowingNetwork` at its architecture H(s)
+(METHOD.md §1.6) from stock Keras layers only (Conv2D, BatchNormalization, Dense, ReLU, Add,
+Rescaling, pooling): each kept structure's weights are sliced from the full-size variables
+(`kernel[..., kept_in, kept_out]`), its mask value sigma(beta s) is folded into the following
+scale (BN gamma and beta, or the kernel and bias of a layer without BN), a kept block's gate value
+is folded into its last convolution, and blocks that are off are removed. The plain model
+computes what the growing network computes at inference (tests: max abs difference <= 1e-4).
+
+`export_model` writes it with `model.export` (a SavedModel whose `serve` signature takes the
+images) or as a `.tflite` file, atomically: into a temporary directory beside the target, renamed
+into place at the end. `export_run` does this for a run directory (the launcher
+`launchers/export.py`), for growing runs (latest checkpoint, operative gin config) and for
+MorphNet runs (`final_model.keras`), and checks the exported model's params and FLOPs against
+`summary.json`.
+"""
+
+import json
+import os
+import shutil
+import uuid
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfgrow.layers.blocks import GrowableBlock
+from tfgrow.layers.conv import GrowableConv2D, GrowableDense
+from tfgrow.layers.pooling import Pool2D
+from tfgrow.train import checkpoint as checkpoint_lib
+
+FORMATS = ("saved_model", "tflite")
+STOCK_MODEL_METHODS = ("morphnet", "width_multiplier")
+FINAL_MODEL_FILE = "final_model.keras"
+TFLITE_FILE = "model.tflite"
+INFO_FILE = "export_info.json"
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be made, or that would not match what the run reported."""
+
+
+# --------------------------------------------------------------------------- plain model
+def kept_structures(network, temperature=None, epoch=0.0):
+    """(group -> (kept indices, mask values at them), block -> gate value or None if off).
+
+    H(s) with the mask values the growing network uses at inference: sigma(beta s) with the
+    temperatures of `temperature` (None: beta = 1, the network's own default for inference).
+    """
+    channels = {}
+    for name, group in network.channel_groups.items():
+        keep = group.deterministic_keep().numpy()
+        values = network._probabilities(group, temperature, epoch).numpy()
+        indices = np.flatnonzero(keep)
+        channels[name] = (indices, values[indices])
+    gates = {}
+    for block, group in network.gate_groups.items():
+        on = bool(group.deterministic_keep().numpy()[0])
+        value = float(network._probabilities(group, temperature, epoch).numpy()[0])
+        gates[block] = value if on else None
+    return channels, gates
+
+
+def plain_model(network, temperature=None, epoch=None, name=None):
+    """A stock-Keras functional model computing `network`'s inference at H(s).
+
+    Args:
+        network: a `GrowingNetwork` (growing or full).
+        temperature: the run's `Temperature` (the mask values are sigma(beta s)); None for what
+            `network(x)` uses (the `GrowingCallback`'s, or the one saved with the model, or
+            beta = 1 when there is none).
+        epoch: the epoch (global temperature mode only); None as `temperature`.
+        name: the Keras model's name (default: the network's).
+
+    Returns:
+        A `keras.Model` of stock layers whose layer names follow the growing network's.
+    """
+    if temperature is None:
+        from tfgrow.train.callback import inference_settings
+
+        temperature, default_epoch = inference_settings(network)
+        epoch = default_epoch if epoch is None else epoch
+    epoch = 0.0 if epoch is None else float(epoch)
+    if network.growing:
+        channels, gates = kept_structures(network, temperature, epoch)
+    else:
+        channels, gates = {}, {}
+    builder = _PlainBuilder(channels)
+    inputs = keras.Input(network.input_spec_shape, name="images")
+    x = inputs
+    for layer in network.layer_sequence:
+        if isinstance(layer, GrowableBlock):
+            x = builder.block(layer, x, gates.get(layer.name, 1.0) if layer.gated else 1.0)
+        elif isinstance(layer, (GrowableConv2D, GrowableDense)):
+            x = builder.producer(layer, x)
+        elif isinstance(layer, Pool2D):
+            if layer.kind == "max":
+                x = keras.layers.MaxPooling2D(2, 2, padding="same", name=layer.name)(x)
+            else:
+                x = keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
+        else:
+            raise ExportError(
+                f"Expected growable conv, dense, block or pooling layers. Received: "
+                f"{type(layer).__name__} {layer.name!r}"
+            )
+    return keras.Model(inputs, x, name=name or network.name)
+
+
+class _PlainBuilder:
+    """Adds the stock layers of one growable layer or block to a functional graph."""
+
+    def __init__(self, channels):
+        self.channels = channels
+
+    def _kept(self, group, width):
+        if group is None or group not in self.channels:
+            return np.arange(width), np.ones([width], np.float32)
+        return self.channels[group]
+
+    def producer(self, layer, x, scale=1.0, activation=None):
+        """Conv/dense + BN + mask (+ activation) on the kept channels, masks folded in."""
+        in_indices, _ = self._kept(layer.input_group, layer.input_width)
+        out_indices, values = self._kept(layer.output_group, layer.units)
+        factor = (values * scale).astype(np.float32)
+        kernel = layer.kernel.numpy()[..., in_indices, :][..., out_indices]
+        bias = layer.bias.numpy()[out_indices] if layer.bias is not None else None
+        if not layer.use_batch_norm:
+            kernel = kernel * factor
+            bias = bias * factor if bias is not None else None
+        width = len(out_indices)
+        if isinstance(layer, GrowableConv2D):
+            stock = keras.layers.Conv2D(
+                width,
+                layer.kernel_size,
+                layer.strides,
+                padding="same",
+                use_bias=layer.use_bias,
+                name=layer.name,
+            )
+        else:
+            stock = keras.layers.Dense(width, use_bias=layer.use_bias, name=layer.name)
+        x = stock(x)
+        stock.set_weights([kernel] + ([bias] if bias is not None else []))
+        if layer.use_batch_norm:
+            norm = keras.layers.BatchNormalization(
+                epsilon=layer.batch_norm_epsilon,
+                momentum=layer.batch_norm_momentum,
+                name=f"{layer.name}_bn",
+            )
+            x = norm(x)
+            norm.set_weights(
+                [
+                    layer.gamma.numpy()[out_indices] * factor,
+                    layer.beta.numpy()[out_indices] * factor,
+                    layer.moving_mean.numpy()[out_indices],
+                    layer.moving_variance.numpy()[out_indices],
+                ]
+            )
+        activation = layer.activation if activation is None else activation
+        if activation == "relu":
+            x = keras.layers.ReLU(name=f"{layer.name}_relu")(x)
+        return x
+
+    def block(self, block, x, gate):
+        """A block at H(s): removed when its gate is off (None), else its gate value folded."""
+        if gate is None:
+            # Off: residual relu(x + 0) = x (x >= 0, it is a ReLU's output); plain: x.
+            return x
+        body = self.producer(block.conv1, x)
+        # A gate value g > 0 commutes with ReLU: g * relu(z) = relu(g * z).
+        body = self.producer(block.conv2, body, scale=gate)
+        if not block.residual:
+            if not block.gated:
+                return body
+            skip = keras.layers.Rescaling(1.0 - gate, name=f"{block.name}_skip")(x)
+            return keras.layers.Add(name=f"{block.name}_add")([body, skip])
+        shortcut = self.producer(block.shortcut, x) if block.shortcut is not None else x
+        added = keras.layers.Add(name=f"{block.name}_add")([shortcut, body])
+        return keras.layers.ReLU(name=f"{block.name}_relu")(added)
+
+
+# --------------------------------------------------------------------------- counting
+def count_keras_model(model):
+    """(params, FLOPs per example) of a stock Keras model, by tfgrow's conventions (cost.py).
+
+    params: kernels and biases of Conv2D / DepthwiseConv2D / Dense, plus BN gamma and beta (no
+    moving statistics). FLOPs: 2 kh kw C_in C_out H_out W_out per conv, 2 kh kw C H_out W_out per
+    depthwise conv, 2 in out per dense; elementwise layers are free.
+    """
+    params, flops = 0, 0
+    for layer in _flat_layers(model):
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw, channels, multiplier = layer.kernel.shape
+            out_h, out_w = layer.output.shape[1:3]
+            params += kh * kw * channels * multiplier + _bias_size(layer)
+            flops += 2 * kh * kw * channels * multiplier * out_h * out_w
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, c_in, c_out = layer.kernel.shape
+            out_h, out_w = layer.output.shape[1:3]
+            params += kh * kw * c_in * c_out + _bias_size(layer)
+            flops += 2 * kh * kw * c_in * c_out * out_h * out_w
+        elif isinstance(layer, keras.layers.Dense):
+            units_in, units_out = layer.kernel.shape
+            positions = int(np.prod(layer.output.shape[1:-1] or [1]))
+            params += units_in * units_out + _bias_size(layer)
+            flops += 2 * units_in * units_out * positions
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            params += sum(int(np.prod(w.shape)) for w in (layer.gamma, layer.beta) if w is not None)
+        elif layer.weights and not isinstance(layer, keras.layers.InputLayer):
+            raise ExportError(
+                f"Expected Conv2D, DepthwiseConv2D, Dense or BatchNormalization to hold the "
+                f"weights. Received: {type(layer).__name__} {layer.name!r}, which tfgrow.cost "
+                "cannot count."
+            )
+    return int(params), int(flops)
+
+
+def _flat_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def _bias_size(layer):
+    return int(layer.bias.shape[0]) if getattr(layer, "bias", None) is not None else 0
+
+
+# --------------------------------------------------------------------------- writing
+def export_model(model, export_dir, format="saved_model", info=None):
+    """Writes `model` to `export_dir` atomically; returns the path of what it wrote.
+
+    Args:
+        model: a Keras model (stock layers; see `plain_model`).
+        export_dir: the directory to create (replaced if it exists).
+        format: "saved_model" (`model.export`: signatures `serve` and `serving_default`) or
+            "tflite" (`export_dir/model.tflite`, converted from that SavedModel).
+        info: optional dict written to `export_dir/export_info.json`.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"Expected format in {FORMATS}. Received: format={format!r}")
+    export_dir = os.path.abspath(export_dir)
+    parent = os.path.dirname(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    temporary = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{uuid.uuid4().hex}")
+    try:
+        saved_model_dir = temporary if format == "saved_model" else temporary + "-saved_model"
+        model.export(saved_model_dir, format="tf_saved_model", verbose=False)
+        if format == "tflite":
+            os.makedirs(temporary)
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+            with open(os.path.join(temporary, TFLITE_FILE), "wb") as f:
+                f.write(converter.convert())
+            shutil.rmtree(saved_model_dir)
+        if info is not None:
+            with open(os.path.join(temporary, INFO_FILE), "w") as f:
+                json.dump(info, f, indent=2, sort_keys=True)
+        _replace_directory(temporary, export_dir)
+    finally:
+        for leftover in (temporary, temporary + "-saved_model"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return export_dir if format == "saved_model" else os.path.join(export_dir, TFLITE_FILE)
+
+
+def _replace_directory(source, target):
+    """Renames `source` to `target`. An existing target is first renamed aside, so at every
+    moment `target` is either absent, the old export or the complete new one."""
+    if not os.path.exists(target):
+        os.rename(source, target)
+        return
+    aside = f"{source}-old"
+    os.rename(target, aside)
+    os.rename(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def tflite_predict(path, images):
+    """Runs a .tflite file on a batch (one example at a time, the interpreter's input shape)."""
+    try:  # LiteRT, TFLite's successor, when installed; tf.lite's interpreter otherwise
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    input_detail = interpreter.get_input_details()[0]
+    output_detail = interpreter.get_output_details()[0]
+    outputs = []
+    for image in np.asarray(images, np.float32):
+        interpreter.resize_tensor_input(input_detail["index"], [1, *image.shape])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(input_detail["index"], image[None])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(output_detail["index"])[0])
+    return np.stack(outputs)
+
+
+# --------------------------------------------------------------------------- run directories
+def export_run(model_dir, export_dir, format="saved_model"):
+    """Exports a training run's final network; returns the export info dict.
+
+    Growing runs (`summary.json` method "grow" or "full"): the network is rebuilt from
+    `operative_config.gin`, restored from the latest checkpoint and converted by `plain_model`.
+    MorphNet runs (method "morphnet" or "width_multiplier"): `final_model.keras` is exported as
+    it is. Either way the exported model's params and FLOPs must equal `summary.json`'s.
+    """
+    summary = _read_summary(model_dir)
+    method = summary.get("method")
+    if method in STOCK_MODEL_METHODS:
+        path = os.path.join(model_dir, FINAL_MODEL_FILE)
+        if not os.path.exists(path):
+            raise ExportError(
+                f"Expected the final model of a {method} run at {path}. Received: no such file."
+            )
+        model = keras.models.load_model(path)
+        source = path
+    else:
+        network, temperature, epoch, source = checkpoint_lib.restore_network(model_dir)
+        model = plain_model(network, temperature, epoch)
+    params, flops = count_keras_model(model)
+    expected = (summary.get("params"), summary.get("flops"))
+    if (params, flops) != expected:
+        raise ExportError(
+            f"The exported model has params={params}, flops={flops} but {model_dir}/summary.json "
+            f"reports params={expected[0]}, flops={expected[1]}; refusing to export a network "
+            f"that is not the one the run reported (source: {source})."
+        )
+    info = {
+        "source": source,
+        "method": method,
+        "model": summary.get("model"),
+        "params": params,
+        "flops": flops,
+        "format": format,
+        "input_shape": list(model.input_shape[1:]),
+    }
+    path = export_model(model, export_dir, format, info)
+    logging.info("Exported %s (params %d, flops %d) to %s", source, params, flops, path)
+    return {**info, "path": path}
+
+
+def _read_summary(model_dir):
+    path = os.path.join(model_dir, "summary.json")
+    if not os.path.exists(path):
+        raise ExportError(
+            f"Expected a finished run in {model_dir}. Received: no summary.json there (the run "
+            "has not finished, or --model_dir is wrong)."
+        )
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,199 @@
+"""Run checkpoints: what they hold, how they are written, and how a killed run resumes.
+
+A checkpoint holds every variable of the model (weights, mask logits, counters, BN statistics)
+and the trainer (step, lambdas, FLOP accumulators, optimiser velocities). Mask sampling is
+stateless, keyed by seed and step, so restoring the step restores the sampling RNG. The data
+order is the other piece of RNG state: the training pipeline reshuffles (and re-draws its
+augmentation seeds) each time an iterator is created from it, so a run resumed at epoch k first
+creates and drops k iterators (`skip_epochs`) and then sees epoch k's order exactly.
+
+Writes are atomic where it matters: `tf.train.CheckpointManager` writes the data shards into a
+`_temp` directory, merges them under the final prefix, and only then rewrites the `checkpoint`
+state file (atomically, by rename). A kill at any moment therefore leaves the state file pointing
+at the last complete checkpoint; a half-written one is never "latest".
+"""
+
+import inspect
+import os
+
+import gin
+import tensorflow as tf
+from absl import logging
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored (corrupt, or from a different configuration)."""
+
+
+def make_checkpoint(model, trainer):
+    """Everything a resumed run needs: all model variables (weights, logits, counters, BN
+    statistics) by path, and the trainer (step, lambdas, FLOP accumulators, optimiser slots).
+
+    Keras 3 models are not tf.train trackables themselves, so their variables are listed.
+    """
+    variables = {variable.path.replace("/", "."): variable for variable in model.variables}
+    return tf.train.Checkpoint(model_variables=variables, trainer=trainer)
+
+
+@gin.configurable(module="tfgrow")
+class RunCheckpoints:
+    """The checkpoints of one run directory: restore on start, save every epoch.
+
+    Args:
+        checkpoint: the `tf.train.Checkpoint` (see `make_checkpoint`).
+        directory: where checkpoints go (`model_dir/checkpoints`).
+        max_to_keep: how many recent checkpoints to keep (older ones are deleted).
+        fall_back: when the latest checkpoint cannot be read, resume from the newest earlier one
+            that can (with a warning) instead of stopping. Safe to leave on for reruns: the run
+            overwrites the bad checkpoint when it reaches that step again.
+        restore_directory: where to resume from, when not `directory` (a multi-worker process
+            that is not the chief saves to its own directory but resumes from the chief's).
+    """
+
+    def __init__(
+        self, checkpoint, directory, max_to_keep=3, fall_back=False, restore_directory=None
+    ):
+        self.checkpoint = checkpoint
+        self.directory = directory
+        self.fall_back = fall_back
+        self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
+        self.reader = (
+            self.manager
+            if restore_directory in (None, directory)
+            else tf.train.CheckpointManager(checkpoint, restore_directory, max_to_keep)
+        )
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    def restore(self):
+        """Restores the latest checkpoint; returns its path (None: a fresh run).
+
+        Raises:
+            CheckpointError: naming the file, what went wrong, and how to fall back.
+        """
+        candidates = list(reversed(self.reader.checkpoints))
+        for index, path in enumerate(candidates):
+            try:
+                self.restore_path(path)
+            except CheckpointError as error:
+                if not self.fall_back or index + 1 == len(candidates):
+                    raise
+                logging.warning("%s Falling back to %s.", error, candidates[index + 1])
+                continue
+            return path
+        return None
+
+    def restore_path(self, path):
+        """Restores one checkpoint prefix (e.g. ".../ckpt-20") or raises `CheckpointError`."""
+        if not tf.io.gfile.exists(path + ".index"):
+            raise CheckpointError(
+                f"Expected the checkpoint file {path}.index. Received: it does not exist. "
+                + self._fallback_advice(path)
+            )
+        try:
+            status = self.checkpoint.restore(path)
+            status.assert_existing_objects_matched().expect_partial()
+        except AssertionError as error:
+            raise CheckpointError(
+                f"The checkpoint {path} does not match the model built from the gin config "
+                f"({_first_line(error)}). Resume with the configuration that wrote it "
+                "(model_dir/operative_config.gin), or use a new --model_dir."
+            ) from error
+        except (tf.errors.OpError, IndexError, KeyError, ValueError) as error:
+            raise CheckpointError(
+                f"Could not restore the checkpoint {path}: {type(error).__name__}: "
+                f"{_first_line(error)}. Its files ({path}.index, {path}.data-*) look corrupt "
+                "or truncated. " + self._fallback_advice(path)
+            ) from error
+        logging.info("Restored %s", path)
+
+    def save(self, step):
+        return self.manager.save(checkpoint_number=int(step))
+
+    def _fallback_advice(self, path):
+        earlier = [p for p in self.reader.checkpoints if _number(p) < _number(path)]
+        if not earlier:
+            return (
+                "There is no earlier checkpoint to fall back to: delete "
+                f"{self.directory} to start the run over."
+            )
+        return (
+            f"To resume from the previous checkpoint ({earlier[-1]}) instead, run the same "
+            "command again with --gin_bindings='tfgrow.RunCheckpoints.fall_back=True'."
+        )
+
+
+def skip_epochs(dataset, num_epochs):
+    """Advances a reshuffling dataset past `num_epochs` epochs without reading them.
+
+    Each iterator created from a dataset with `reshuffle_each_iteration` (and tfgrow's per-batch
+    augmentation seeds, `rerandomize_each_iteration`) draws the next epoch's seeds when created,
+    so creating and dropping k iterators makes the next one produce epoch k's batches.
+    """
+    for _ in range(num_epochs):
+        iterator = iter(dataset)
+        del iterator
+
+
+def _number(path):
+    try:
+        return int(path.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
+def restore_network(model_dir):
+    """Rebuilds a run's network from `model_dir/operative_config.gin` and its latest checkpoint.
+
+    Replaces the process' gin configuration with the run's (call it from a launcher or a test,
+    not in the middle of a training run).
+
+    Returns:
+        (network, temperature, epoch, checkpoint path): the network's inference at the end of the
+        run is `network.deterministic_context(temperature, epoch)`, as in the trainer's eval.
+    """
+    from tfgrow import config as config_lib
+    from tfgrow import data as data_lib
+    from tfgrow.masks import Temperature
+    from tfgrow.train import loop
+
+    config_path = os.path.join(model_dir, "operative_config.gin")
+    if not tf.io.gfile.exists(config_path):
+        raise CheckpointError(f"Expected the run's gin config {config_path}. Received: no file.")
+    gin.clear_config()
+    config_lib.parse([config_path], [])
+    settings = {
+        name: parameter.default
+        for name, parameter in inspect.signature(loop.train).parameters.items()
+    }
+    settings.update(gin.get_bindings("tfgrow.train"))
+    info = data_lib.dataset_info(settings["dataset"], data_dir=settings["data_dir"])
+    network = settings["model_fn"](
+        info.input_shape, info.num_classes, growing=settings["method"] == "grow"
+    )
+    network.channel_multiple = int(settings["channel_multiple"])
+    trainer_state = tf.Module()
+    trainer_state.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoints = RunCheckpoints(
+        make_checkpoint(network, trainer_state), os.path.join(model_dir, "checkpoints")
+    )
+    path = checkpoints.restore()
+    if path is None:
+        raise CheckpointError(
+            f"Expected a checkpoint in {os.path.join(model_dir, 'checkpoints')}. Received: none."
+        )
+    num_train = min(info.num_train, settings["max_train_examples"] or info.num_train)
+    steps_per_epoch = max(1, num_train // settings["global_batch_size"])
+    epochs = settings["epochs"]
+    temperature = Temperature(
+        settings["beta0"], settings["final_temperature"], settings["temperature_mode"], epochs
+    )
+    epoch = float(trainer_state.step.numpy()) / steps_per_epoch
+    return network, temperature, epoch, path
