@@ -147,6 +147,10 @@ def test_planner_covers_the_draws_it_observed():
     first = planner.plan(0)
     observed = np.array([network.channel_groups[n].size for n in names], np.float64)
     planner.observe({"sampled": observed, "dropped": 3.0})
+    resumed = CapacityPlanner(network, trainer.temperature, sigmas=0.0)
+    resumed.load_state(planner.state())  # what a resumed run reads from its checkpoint
+    assert resumed.plan(0) == planner.plan(0)
+    planner.observe({"sampled": observed, "dropped": 0.0})
     second = planner.plan(0)
     assert planner.overflow_steps == 1 and planner.dropped == 3
     assert all(second[n] == network.channel_groups[n].size for n in names)

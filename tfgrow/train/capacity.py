@@ -58,6 +58,16 @@ class CapacityPlanner:
         self.dropped += dropped
         self.overflow_steps += int(dropped > 0)
 
+    def state(self):
+        """The record a resumed run needs: observed counts, overflow steps, dropped total."""
+        return np.concatenate([self.observed, [self.overflow_steps, self.dropped]])
+
+    def load_state(self, state):
+        state = np.asarray(state, np.float64)
+        self.observed = state[: len(self.names)].copy()
+        self.overflow_steps = int(state[-2])
+        self.dropped = int(state[-1])
+
     def eval_capacities(self):
         """Capacities holding H(s) exactly (no structure of H(s) is dropped)."""
         widths, _ = self.model.architecture()

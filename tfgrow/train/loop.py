@@ -202,6 +202,8 @@ def train(
     restored = checkpoints.restore()
     if restored:
         logging.info("Resumed from %s at step %d", restored, int(trainer.read("step")))
+        if planner:
+            planner.load_state(tf.convert_to_tensor(trainer.capacity_state).numpy())
     _write_operative_config(write_dir)
 
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
@@ -234,6 +236,8 @@ def train(
                 _log_step(writer, model, trainer, budget, step, results)
         eval_capacities = planner.eval_capacities() if planner else None
         evaluation = evaluate(trainer, dist_eval, eval_capacities)
+        if planner:
+            trainer.capacity_state.assign(planner.state())
         checkpoints.save(trainer.read("step"))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
     if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end

@@ -79,6 +79,12 @@ class Trainer(tf.Module):
             self.train_flops_full = tf.Variable(
                 0.0, dtype=tf.float64, trainable=False, name="train_flops_full"
             )
+            # The host's capacity record (CapacityPlanner.state), checkpointed for exact resume.
+            self.capacity_state = tf.Variable(
+                tf.zeros([len(model.channel_groups) + 2], tf.float64),
+                trainable=False,
+                name="capacity_state",
+            )
             self.weight_optimizer = MaskedMomentum(
                 model.weight_variables(), momentum, weight_decay, nesterov, name="weights"
             )
