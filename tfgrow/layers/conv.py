@@ -95,14 +95,18 @@ class _GrowableBase(keras.layers.Layer):
         if self.bias is not None:
             y = y + _gather(self.bias, out, 0, context)
         if self.use_batch_norm:
-            y = self._batch_norm(y, out, context)
-        if out.values is not None:
+            # m * BN(y) = normalised(y) * (m gamma) + m beta: the mask values ride on the BN
+            # parameters, which saves a pass over the activations forward and backward.
+            y = self._batch_norm(y, out, context, scale=out.values)
+        elif out.values is not None:
             y = y * out.values
         function = ACTIVATIONS[self.activation]
         return function(y) if function is not None else y
 
-    def _batch_norm(self, y, out, context):
+    def _batch_norm(self, y, out, context, scale=None):
         gamma, beta = _gather(self.gamma, out, 0, context), _gather(self.beta, out, 0, context)
+        if scale is not None:
+            gamma, beta = gamma * scale, beta * scale
         if context.training:
             axes = list(range(len(y.shape) - 1))
             # divide_no_nan: a skipped block runs on an empty batch (see GrowableBlock).
