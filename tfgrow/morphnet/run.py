@@ -1,0 +1,515 @@
+"""MorphNet runs (METHOD.md §2) and the uniform width-multiplier baseline, from `tfgrow.train`.
+
+method "morphnet": for `num_iterations` cycles, shrink (train the current network from its fresh
+initialisation with `loss + strength * G` at a constant learning rate for `shrink_epochs`, writing
+`structure_iter{i}.json` every epoch) then expand (the largest ω with F(ceil(ω O')) <= ζ); the
+final structure is trained from scratch for `tfgrow.train.epochs` on the configured schedule.
+method "width_multiplier": the seed scaled uniformly, F(ceil(ω O°)) <= ζ, trained from scratch.
+
+Training FLOPs (summary `train_flops`): every step actually run (shrink and retrain) counts
+3 x the forward FLOPs of the network it trains x the global batch; `train_flops_full` counts the
+seed at full width for the same number of steps. Shrinking trains the whole network (pruned
+channels are only removed when the structure is rebuilt), so a MorphNet run costs more than its
+final network alone.
+"""
+
+import math
+import os
+import time
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfgrow import cost as cost_lib
+from tfgrow.morphnet import counting
+from tfgrow.morphnet import expand as expand_lib
+from tfgrow.morphnet import graph as graph_lib
+from tfgrow.morphnet import rebuild as rebuild_lib
+from tfgrow.morphnet.regularizers import GammaRegularizer
+
+METHODS = ("morphnet", "width_multiplier")
+REGULARIZERS = {"flops": "flops", "size": "size"}
+
+
+@gin.configurable(module="tfgrow")
+class MorphNet:
+    """MorphNet settings (`tfgrow.MorphNet.*` in gin).
+
+    Args:
+        regularizer: "flops" (FLOPs per example) or "size" (weights): the resource the gamma
+            regulariser weights by and the target is measured in.
+        strength: λ of `loss + strength * G` while shrinking (> 0; required for "morphnet").
+        gamma_threshold: a channel is alive when its group |gamma| exceeds this.
+        num_iterations: shrink -> expand cycles before the final training from scratch.
+        shrink_epochs: epochs of each shrink phase; None uses `tfgrow.train.epochs`.
+        shrink_learning_rate: the shrink phases' constant learning rate; None uses
+            `tfgrow.train.learning_rate`.
+        target_fraction: ζ as a fraction of the seed's resource (1.0: the seed's cost).
+    """
+
+    def __init__(
+        self,
+        regularizer="flops",
+        strength=None,
+        gamma_threshold=1e-2,
+        num_iterations=1,
+        shrink_epochs=None,
+        shrink_learning_rate=None,
+        target_fraction=1.0,
+    ):
+        if regularizer not in REGULARIZERS:
+            raise ValueError(
+                f"Expected tfgrow.MorphNet.regularizer in {tuple(REGULARIZERS)}. Received: "
+                f"regularizer={regularizer!r}"
+            )
+        if strength is not None and not strength > 0:
+            raise ValueError(
+                f"Expected a positive tfgrow.MorphNet.strength (e.g. 1e-8 for FLOPs of a "
+                f"CIFAR ResNet). Received: strength={strength}"
+            )
+        if not gamma_threshold > 0:
+            raise ValueError(
+                f"Expected a positive tfgrow.MorphNet.gamma_threshold (1e-2 is a sensible "
+                f"default). Received: gamma_threshold={gamma_threshold}"
+            )
+        if int(num_iterations) != num_iterations or num_iterations < 1:
+            raise ValueError(
+                f"Expected tfgrow.MorphNet.num_iterations >= 1. Received: {num_iterations}"
+            )
+        if shrink_epochs is not None and shrink_epochs < 1:
+            raise ValueError(
+                f"Expected tfgrow.MorphNet.shrink_epochs >= 1 or None. Received: {shrink_epochs}"
+            )
+        if not target_fraction > 0:
+            raise ValueError(
+                f"Expected tfgrow.MorphNet.target_fraction > 0 (1.0 = the seed's cost). "
+                f"Received: target_fraction={target_fraction}"
+            )
+        self.regularizer = regularizer
+        self.strength = strength
+        self.gamma_threshold = float(gamma_threshold)
+        self.num_iterations = int(num_iterations)
+        self.shrink_epochs = shrink_epochs
+        self.shrink_learning_rate = shrink_learning_rate
+        self.target_fraction = float(target_fraction)
+
+
+def run(
+    model_dir,
+    method,
+    model_fn,
+    dataset,
+    epochs,
+    global_batch_size,
+    learning_rate,
+    schedule,
+    momentum,
+    weight_decay,
+    seed,
+    data_dir,
+    max_train_examples,
+    max_eval_examples,
+    log_every_steps,
+    mock_data_if_missing,
+    strategy,
+):
+    """One MorphNet or width-multiplier run; writes its outputs and returns the summary."""
+    from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
+
+    settings = MorphNet()
+    if method == "morphnet" and settings.strength is None:
+        raise ValueError(
+            "Expected tfgrow.MorphNet.strength for method 'morphnet'. Received: None. Set e.g. "
+            "--gin_bindings='tfgrow.MorphNet.strength=1e-8'"
+        )
+    strategy = strategy or loop.make_strategy()
+    keras.utils.set_random_seed(seed)
+    tf.io.gfile.makedirs(model_dir)
+    info, train_data, eval_data = loop._load_data(
+        dataset,
+        data_dir,
+        global_batch_size,
+        seed,
+        max_train_examples,
+        max_eval_examples,
+        mock_data_if_missing,
+    )
+    num_train = min(info.num_train, max_train_examples or info.num_train)
+    steps_per_epoch = max(1, num_train // global_batch_size)
+    dist_train = strategy.experimental_distribute_dataset(train_data)
+    dist_eval = strategy.experimental_distribute_dataset(eval_data)
+
+    with strategy.scope():
+        seed_model = model_fn(info.input_shape, info.num_classes)
+    graph = graph_lib.analyze(seed_model)
+    resource = settings.regularizer
+    seed_widths = graph.full_widths()
+    seed_cost = graph.cost(seed_widths, resource)
+    target = settings.target_fraction * seed_cost
+    seed_flops = graph.cost(seed_widths, "flops")
+    logging.info(
+        "%s: %d channel groups (%d fixed: %s); seed %s %d, target %.0f",
+        seed_model.name,
+        graph.num_groups,
+        int(graph.fixed.sum()),
+        graph.fixed_groups,
+        resource,
+        seed_cost,
+        target,
+    )
+    loop._write_operative_config(model_dir)
+    ledger = _Ledger(global_batch_size, seed_flops)
+    start_time = time.time()
+    iterations = []
+    current_widths = seed_widths
+    if method == "morphnet":
+        shrink_epochs = settings.shrink_epochs or epochs
+        shrink_rate = settings.shrink_learning_rate or learning_rate
+        for iteration in range(settings.num_iterations):
+            with strategy.scope():
+                model = (
+                    seed_model
+                    if iteration == 0
+                    else rebuild_lib.build_at_widths(seed_model, graph, current_widths)
+                )
+                regularizer = GammaRegularizer(
+                    model, graph_lib.analyze(model), resource, settings.gamma_threshold
+                )
+            phase = _Phase(
+                f"shrink_iter{iteration}",
+                model,
+                strategy,
+                global_batch_size,
+                shrink_rate,
+                momentum,
+                weight_decay,
+                regularizer,
+                settings.strength,
+                ledger,
+            )
+            structure_path = os.path.join(model_dir, f"structure_iter{iteration}.json")
+
+            def on_epoch(regularizer=regularizer, path=structure_path):
+                widths = regularizer.alive_widths_numpy()
+                loop._write_json(path, regularizer.graph.structure(widths))
+
+            evaluation = phase.fit(
+                dist_train,
+                dist_eval,
+                shrink_epochs,
+                model_dir,
+                log_every_steps,
+                seed_cost,
+                on_epoch,
+            )
+            learned = _to_seed_order(graph, regularizer.graph, regularizer.alive_widths_numpy())
+            multiplier, expanded, expanded_cost = expand_lib.expand(
+                graph, learned, target, resource
+            )
+            iterations.append(
+                {
+                    "iteration": iteration,
+                    "shrink_epochs": shrink_epochs,
+                    "shrink_eval_accuracy": evaluation["accuracy"],
+                    "learned_widths": graph.structure(learned),
+                    "learned_cost": graph.cost(learned, resource),
+                    "multiplier": multiplier,
+                    "expanded_widths": graph.structure(expanded),
+                    "expanded_cost": expanded_cost,
+                }
+            )
+            logging.info(
+                "iteration %d: learned %s %d (%.1f%% of seed), x%.4f -> %d (%.1f%%)",
+                iteration,
+                resource,
+                iterations[-1]["learned_cost"],
+                100.0 * iterations[-1]["learned_cost"] / seed_cost,
+                multiplier,
+                expanded_cost,
+                100.0 * expanded_cost / seed_cost,
+            )
+            current_widths = expanded
+    else:
+        multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
+        logging.info("uniform width multiplier x%.4f meets the target", multiplier)
+
+    keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
+    with strategy.scope():
+        final_model = rebuild_lib.build_at_widths(seed_model, graph, current_widths)
+    total_steps = steps_per_epoch * epochs
+    rate = (
+        learning_rate
+        if schedule == "constant"
+        else loop.learning_rate_schedule(total_steps, learning_rate, schedule)
+    )
+    phase = _Phase(
+        "train",
+        final_model,
+        strategy,
+        global_batch_size,
+        rate,
+        momentum,
+        weight_decay,
+        None,
+        0.0,
+        ledger,
+    )
+    loop._write_json(
+        os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
+    )
+    evaluation = phase.fit(dist_train, dist_eval, epochs, model_dir, log_every_steps, seed_cost)
+    save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
+
+    params, flops = counting.count_model(final_model)
+    params_full, flops_full = counting.count_model(seed_model)
+    summary = {
+        "method": method,
+        "model": seed_model.name,
+        "dataset": dataset,
+        "epochs": epochs,
+        "steps": ledger.steps,
+        "global_batch_size": global_batch_size,
+        "eval_accuracy": float(evaluation["accuracy"]),
+        "eval_loss": float(evaluation["loss"]),
+        "params": params,
+        "params_full": params_full,
+        "flops": flops,
+        "flops_full": flops_full,
+        "train_flops": ledger.train_flops,
+        "train_flops_full": ledger.train_flops_full,
+        "train_cost_savings": ledger.train_flops_full / ledger.train_flops,
+        "wall_time_s": time.time() - start_time,
+        "architecture": graph.structure(current_widths),
+        "blocks": {},
+        "num_compiles": ledger.num_traces,
+        "budget_target": settings.target_fraction,
+        "budget_metric": "params" if resource == "size" else "flops",
+        "width_multiplier": multiplier,
+        "morphnet": {
+            "regularizer": resource,
+            "strength": settings.strength if method == "morphnet" else None,
+            "gamma_threshold": settings.gamma_threshold,
+            "num_iterations": len(iterations),
+            "target_fraction": settings.target_fraction,
+            "target_cost": target,
+            "seed_cost": seed_cost,
+            "final_cost": graph.cost(current_widths, resource),
+            "iterations": iterations,
+            "fixed_groups": graph.fixed_groups,
+        },
+    }
+    loop._write_json(os.path.join(model_dir, "summary.json"), summary)
+    return summary
+
+
+def _to_seed_order(seed_graph, graph, widths):
+    """Widths of a rebuilt model's groups, in the seed graph's group order (matched by name)."""
+    by_name = graph.group_widths_by_name(widths)
+    return np.array([by_name[name] for name in seed_graph.group_names], np.int64)
+
+
+def save_model_atomically(model, path):
+    """model.save to a temporary name in the same directory, then rename over `path`."""
+    temporary = os.path.join(os.path.dirname(path), ".tmp_" + os.path.basename(path))
+    model.save(temporary)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+class _Ledger:
+    """Steps, training FLOPs and traces over every phase of a run."""
+
+    def __init__(self, global_batch_size, seed_flops):
+        self.global_batch_size = global_batch_size
+        self.seed_step_flops = cost_lib.training_flops(seed_flops, global_batch_size)
+        self.steps = 0
+        self.train_flops = 0
+        self.train_flops_full = 0
+        self.num_traces = 0
+
+    def add_steps(self, count, forward_flops):
+        self.steps += count
+        self.train_flops += count * cost_lib.training_flops(forward_flops, self.global_batch_size)
+        self.train_flops_full += count * self.seed_step_flops
+
+
+class _Phase:
+    """Trains one Keras model with momentum SGD (+ L2 weight decay, + strength * G)."""
+
+    def __init__(
+        self,
+        name,
+        model,
+        strategy,
+        global_batch_size,
+        learning_rate,
+        momentum,
+        weight_decay,
+        regularizer,
+        strength,
+        ledger,
+    ):
+        self.name = name
+        self.model = model
+        self.strategy = strategy
+        self.global_batch_size = global_batch_size
+        self.regularizer = regularizer
+        self.strength = float(strength)
+        self.weight_decay = float(weight_decay)
+        self.ledger = ledger
+        self.forward_flops = counting.count_model(model)[1]
+        self.from_logits = not _outputs_probabilities(model)
+        with strategy.scope():
+            self.optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+            self.optimizer.build(model.trainable_variables)
+        self.train_step = tf.function(self._train_step)
+        self.eval_step = tf.function(self._eval_step)
+
+    def _losses(self, labels, outputs):
+        return keras.losses.sparse_categorical_crossentropy(
+            labels, outputs, from_logits=self.from_logits
+        )
+
+    def _train_step(self, batch):
+        self.ledger.num_traces += 1  # Python side effect: counts traces, not calls
+        results = self.strategy.run(self._replica_train_step, args=batch)
+        return {
+            key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for key, value in results.items()
+        }
+
+    def _replica_train_step(self, images, labels):
+        variables = self.model.trainable_variables
+        num_replicas = self.strategy.num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            outputs = self.model(images, training=True)
+            per_example = self._losses(labels, outputs)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+            decay = 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(v * v) for v in variables])
+            penalty = tf.zeros([])
+            if self.regularizer is not None:
+                penalty = self.regularizer.regularization_term()
+            loss = loss + (decay + self.strength * penalty) / num_replicas
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        metrics = _metrics(labels, outputs, per_example)
+        metrics["penalty"] = penalty / num_replicas
+        return metrics
+
+    def _eval_step(self, batch):
+        results = self.strategy.run(self._replica_eval_step, args=batch)
+        return {
+            key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for key, value in results.items()
+        }
+
+    def _replica_eval_step(self, images, labels):
+        outputs = self.model(images, training=False)
+        return _metrics(labels, outputs, self._losses(labels, outputs))
+
+    def evaluate(self, dist_eval):
+        totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+        for batch in dist_eval:
+            for key, value in self.eval_step(batch).items():
+                totals[key] += float(value)
+        count = max(totals["count"], 1.0)
+        return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}
+
+    def fit(
+        self, dist_train, dist_eval, epochs, model_dir, log_every_steps, seed_cost, on_epoch=None
+    ):
+        """Trains `epochs` epochs; logs to the console and TensorBoard; returns the last eval."""
+        writer = tf.summary.create_file_writer(os.path.join(model_dir, "train", self.name))
+        start = time.time()
+        evaluation = {}
+        step = 0
+        for epoch in range(1, epochs + 1):
+            totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+            for batch in dist_train:
+                results = {k: float(v) for k, v in self.train_step(batch).items()}
+                if not math.isfinite(results["loss_sum"]):
+                    raise loop_non_finite(self.name, step, results["loss_sum"])
+                for key in totals:
+                    totals[key] += results[key]
+                step += 1
+                self.ledger.add_steps(1, self.forward_flops)
+                if step % log_every_steps == 0:
+                    self._log_step(writer, step, results, seed_cost)
+            evaluation = self.evaluate(dist_eval)
+            count = max(totals["count"], 1.0)
+            fraction = self._cost_fraction(seed_cost)
+            logging.info(
+                "%s epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f  "
+                "alive cost %.1f%%  %.0fs",
+                self.name,
+                epoch,
+                step,
+                totals["loss_sum"] / count,
+                totals["correct"] / count,
+                evaluation["accuracy"],
+                100.0 * fraction,
+                time.time() - start,
+            )
+            with writer.as_default(step=step):
+                tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
+                tf.summary.scalar("eval/loss", evaluation["loss"])
+                tf.summary.scalar("cost/alive_fraction", fraction)
+            writer.flush()
+            if on_epoch is not None:
+                on_epoch()
+        return evaluation
+
+    def _cost_fraction(self, seed_cost):
+        if self.regularizer is None:
+            return float("nan")
+        return float(self.regularizer.cost()) / seed_cost
+
+    def _log_step(self, writer, step, results, seed_cost):
+        count = max(results["count"], 1.0)
+        loss, accuracy = results["loss_sum"] / count, results["correct"] / count
+        fraction = self._cost_fraction(seed_cost)
+        logging.info(
+            "%s step %d  loss %.4f  train_acc %.4f  regularizer %.4g  alive cost %.3f",
+            self.name,
+            step,
+            loss,
+            accuracy,
+            results["penalty"],
+            fraction,
+        )
+        with writer.as_default(step=step):
+            tf.summary.scalar("train/loss", loss)
+            tf.summary.scalar("train/accuracy", accuracy)
+            tf.summary.scalar("morphnet/regularizer", results["penalty"])
+            if self.regularizer is not None:
+                tf.summary.scalar("morphnet/alive_cost_fraction", fraction)
+
+
+def loop_non_finite(phase, step, value):
+    from tfgrow.train.loop import NonFiniteLossError
+
+    return NonFiniteLossError(
+        f"Non-finite training loss in {phase} at step {step}: {value}. Lower the learning rate "
+        "or tfgrow.MorphNet.strength, or check the input data."
+    )
+
+
+def _metrics(labels, outputs, per_example):
+    labels = tf.cast(labels, tf.int64)
+    correct = tf.cast(tf.equal(tf.argmax(outputs, axis=-1), labels), tf.float32)
+    return {
+        "loss_sum": tf.reduce_sum(per_example),
+        "correct": tf.reduce_sum(correct),
+        "count": tf.cast(tf.size(labels), tf.float32),
+    }
+
+
+def _outputs_probabilities(model):
+    """True when the model ends in a softmax (keras.applications heads), False for logits."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", "") == "softmax" or isinstance(
+        last, keras.layers.Softmax
+    )
