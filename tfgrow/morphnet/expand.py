@@ -18,6 +18,16 @@ def scaled_widths(graph, widths, multiplier):
     return np.where(graph.fixed, graph.group_sizes, scaled)
 
 
+def check_target(graph, target, resource):
+    """Raises ValueError when even one channel per prunable group costs more than `target`."""
+    minimum = graph.cost(graph.minimal_widths(), resource)
+    if target < minimum:
+        raise ValueError(
+            f"Expected a target of at least {minimum} {resource} (one channel in every "
+            f"prunable group). Received: target={target}. Raise tfgrow.MorphNet.target_fraction."
+        )
+
+
 def expand(graph, widths, target, resource):
     """The largest ω with cost(ceil(ω · widths)) <= target.
 
@@ -34,12 +44,7 @@ def expand(graph, widths, target, resource):
         ValueError: when even one channel per prunable group costs more than `target`.
     """
     widths = np.asarray(widths, np.int64)
-    minimum = graph.cost(graph.minimal_widths(), resource)
-    if target < minimum:
-        raise ValueError(
-            f"Expected a target of at least {minimum} {resource} (one channel in every "
-            f"prunable group). Received: target={target}. Raise tfgrow.MorphNet.target_fraction."
-        )
+    check_target(graph, target, resource)
     prunable = [int(w) for w, fixed in zip(widths, graph.fixed) if not fixed]
     if not prunable:
         raise ValueError("The model has no prunable channel group; nothing to expand.")

@@ -1,9 +1,10 @@
 """MorphNet runs (METHOD.md §2) and the uniform width-multiplier baseline, from `tfgrow.train`.
 
 method "morphnet": for `num_iterations` cycles, shrink (train the current network from its fresh
-initialisation with `loss + strength * G` at a constant learning rate for `shrink_epochs`, writing
-`structure_iter{i}.json` every epoch) then expand (the largest ω with F(ceil(ω O')) <= ζ); the
-final structure is trained from scratch for `tfgrow.train.epochs` on the configured schedule.
+initialisation with `loss + strength * G` at a constant learning rate for
+`shrink_epochs_ratio * epochs` epochs, writing `structure_iter{i}.json` every epoch) then expand
+(the largest ω with F(ceil(ω O')) <= ζ); the final structure is trained from scratch for
+`tfgrow.train.epochs` on the configured schedule.
 method "width_multiplier": the seed scaled uniformly, F(ceil(ω O°)) <= ζ, trained from scratch.
 
 Training FLOPs (summary `train_flops`): every step actually run (shrink and retrain) counts
@@ -44,7 +45,8 @@ class MorphNet:
         strength: λ of `loss + strength * G` while shrinking (> 0; required for "morphnet").
         gamma_threshold: a channel is alive when its group |gamma| exceeds this.
         num_iterations: shrink -> expand cycles before the final training from scratch.
-        shrink_epochs: epochs of each shrink phase; None uses `tfgrow.train.epochs`.
+        shrink_epochs_ratio: each shrink phase runs max(1, round(ratio * tfgrow.train.epochs))
+            epochs (a ratio, not a count, so configs/tiny.gin's one epoch shortens it too).
         shrink_learning_rate: the shrink phases' constant learning rate; None uses
             `tfgrow.train.learning_rate`.
         target_fraction: ζ as a fraction of the seed's resource (1.0: the seed's cost).
@@ -56,7 +58,7 @@ class MorphNet:
         strength=None,
         gamma_threshold=1e-2,
         num_iterations=1,
-        shrink_epochs=None,
+        shrink_epochs_ratio=1.0,
         shrink_learning_rate=None,
         target_fraction=1.0,
     ):
@@ -79,9 +81,10 @@ class MorphNet:
             raise ValueError(
                 f"Expected tfgrow.MorphNet.num_iterations >= 1. Received: {num_iterations}"
             )
-        if shrink_epochs is not None and shrink_epochs < 1:
+        if not shrink_epochs_ratio > 0:
             raise ValueError(
-                f"Expected tfgrow.MorphNet.shrink_epochs >= 1 or None. Received: {shrink_epochs}"
+                f"Expected tfgrow.MorphNet.shrink_epochs_ratio > 0. Received: "
+                f"shrink_epochs_ratio={shrink_epochs_ratio}"
             )
         if not target_fraction > 0:
             raise ValueError(
@@ -92,7 +95,7 @@ class MorphNet:
         self.strength = strength
         self.gamma_threshold = float(gamma_threshold)
         self.num_iterations = int(num_iterations)
-        self.shrink_epochs = shrink_epochs
+        self.shrink_epochs_ratio = float(shrink_epochs_ratio)
         self.shrink_learning_rate = shrink_learning_rate
         self.target_fraction = float(target_fraction)
 
@@ -149,6 +152,7 @@ def run(
     seed_widths = graph.full_widths()
     seed_cost = graph.cost(seed_widths, resource)
     target = settings.target_fraction * seed_cost
+    expand_lib.check_target(graph, target, resource)  # before any training
     seed_flops = graph.cost(seed_widths, "flops")
     logging.info(
         "%s: %d channel groups (%d fixed: %s); seed %s %d, target %.0f",
@@ -166,7 +170,7 @@ def run(
     iterations = []
     current_widths = seed_widths
     if method == "morphnet":
-        shrink_epochs = settings.shrink_epochs or epochs
+        shrink_epochs = max(1, round(settings.shrink_epochs_ratio * epochs))
         shrink_rate = settings.shrink_learning_rate or learning_rate
         for iteration in range(settings.num_iterations):
             with strategy.scope():
