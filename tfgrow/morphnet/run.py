@@ -264,6 +264,7 @@ def run(
     loop._write_json(
         os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
     )
+    loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
     evaluation = phase.fit(dist_train, dist_eval, epochs, model_dir, log_every_steps, seed_cost)
     save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
 
