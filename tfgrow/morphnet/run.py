@@ -32,7 +32,7 @@ from tfgrow.morphnet import rebuild as rebuild_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
 
 METHODS = ("morphnet", "width_multiplier")
-REGULARIZERS = {"flops": "flops", "size": "size"}
+REGULARIZERS = graph_lib.RESOURCES  # ("flops", "size")
 
 
 @gin.configurable(module="tfgrow")
@@ -64,7 +64,7 @@ class MorphNet:
     ):
         if regularizer not in REGULARIZERS:
             raise ValueError(
-                f"Expected tfgrow.MorphNet.regularizer in {tuple(REGULARIZERS)}. Received: "
+                f"Expected tfgrow.MorphNet.regularizer in {REGULARIZERS}. Received: "
                 f"regularizer={regularizer!r}"
             )
         if strength is not None and not strength > 0:
@@ -122,6 +122,11 @@ def run(
     """One MorphNet or width-multiplier run; writes its outputs and returns the summary."""
     from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
 
+    if epochs <= 0 or global_batch_size <= 0:
+        raise ValueError(
+            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
+            f"global_batch_size={global_batch_size}"
+        )
     settings = MorphNet()
     if method == "morphnet" and settings.strength is None:
         raise ValueError(
@@ -435,7 +440,7 @@ class _Phase:
             for batch in dist_train:
                 results = {k: float(v) for k, v in self.train_step(batch).items()}
                 if not math.isfinite(results["loss_sum"]):
-                    raise loop_non_finite(self.name, step, results["loss_sum"])
+                    raise _non_finite_loss(self.name, step, results["loss_sum"])
                 for key in totals:
                     totals[key] += results[key]
                 step += 1
@@ -444,55 +449,59 @@ class _Phase:
                     self._log_step(writer, step, results, seed_cost)
             evaluation = self.evaluate(dist_eval)
             count = max(totals["count"], 1.0)
-            fraction = self._cost_fraction(seed_cost)
+            alive = ""
+            if self.regularizer is not None:
+                fraction = self._cost_fraction(seed_cost)
+                alive = f"  alive cost {100.0 * fraction:.1f}%"
             logging.info(
-                "%s epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f  "
-                "alive cost %.1f%%  %.0fs",
+                "%s epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f%s  %.0fs",
                 self.name,
                 epoch,
                 step,
                 totals["loss_sum"] / count,
                 totals["correct"] / count,
                 evaluation["accuracy"],
-                100.0 * fraction,
+                alive,
                 time.time() - start,
             )
             with writer.as_default(step=step):
                 tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
                 tf.summary.scalar("eval/loss", evaluation["loss"])
-                tf.summary.scalar("cost/alive_fraction", fraction)
+                if self.regularizer is not None:
+                    tf.summary.scalar("morphnet/alive_cost_fraction", fraction)
             writer.flush()
             if on_epoch is not None:
                 on_epoch()
         return evaluation
 
     def _cost_fraction(self, seed_cost):
-        if self.regularizer is None:
-            return float("nan")
         return float(self.regularizer.cost()) / seed_cost
 
     def _log_step(self, writer, step, results, seed_cost):
         count = max(results["count"], 1.0)
         loss, accuracy = results["loss_sum"] / count, results["correct"] / count
-        fraction = self._cost_fraction(seed_cost)
-        logging.info(
-            "%s step %d  loss %.4f  train_acc %.4f  regularizer %.4g  alive cost %.3f",
-            self.name,
-            step,
-            loss,
-            accuracy,
-            results["penalty"],
-            fraction,
-        )
+        if self.regularizer is None:
+            logging.info("%s step %d  loss %.4f  train_acc %.4f", self.name, step, loss, accuracy)
+        else:
+            fraction = self._cost_fraction(seed_cost)
+            logging.info(
+                "%s step %d  loss %.4f  train_acc %.4f  regularizer %.4g  alive cost %.3f",
+                self.name,
+                step,
+                loss,
+                accuracy,
+                results["penalty"],
+                fraction,
+            )
         with writer.as_default(step=step):
             tf.summary.scalar("train/loss", loss)
             tf.summary.scalar("train/accuracy", accuracy)
-            tf.summary.scalar("morphnet/regularizer", results["penalty"])
             if self.regularizer is not None:
+                tf.summary.scalar("morphnet/regularizer", results["penalty"])
                 tf.summary.scalar("morphnet/alive_cost_fraction", fraction)
 
 
-def loop_non_finite(phase, step, value):
+def _non_finite_loss(phase, step, value):
     from tfgrow.train.loop import NonFiniteLossError
 
     return NonFiniteLossError(
