@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     from tests import morphnet_graphs as graphs
     from tfgrow.morphnet.graph import analyze
     from tfgrow.morphnet.regularizers import GammaRegularizer
-    from tfgrow.morphnet.run import _Ledger, _Phase
+    from tfgrow.morphnet.phase import Ledger, Phase
     from tfgrow.train.strategy import make_strategy
 
     mirrored = make_strategy("mirrored", num_cpu_devices=2)
@@ -36,8 +36,8 @@ SCRIPT = textwrap.dedent(
         with strategy.scope():
             model = graphs.residual_add()
             regularizer = GammaRegularizer(model, analyze(model), "flops", 1e-2)
-        phase = _Phase("shrink", model, strategy, 8, 0.1, 0.9, 5e-4, regularizer, 1e-3,
-                       _Ledger(8, 1.0))
+        phase = Phase("shrink", model, strategy, 8, 0.1, 0.9, 5e-4, regularizer, 1e-3,
+                      Ledger(8, 1.0))
         for batch in strategy.experimental_distribute_dataset(data):
             results = phase.train_step(batch)
         return [v.numpy() for v in model.weights], float(results["penalty"])
