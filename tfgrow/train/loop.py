@@ -28,7 +28,8 @@ from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
-METHODS = ("grow", "full")
+METHODS = ("grow", "full", "morphnet", "width_multiplier")
+MORPHNET_METHODS = ("morphnet", "width_multiplier")  # run by tfgrow.morphnet.run
 SCHEDULES = ("cosine", "step", "constant")
 
 
@@ -97,7 +98,10 @@ def train(
         model_fn: builder `(input_shape, num_classes, growing=...) -> GrowingNetwork`, e.g.
             `@tfgrow.models.resnet_cifar`.
         dataset: tfds name, e.g. "fashion_mnist" or "cifar10".
-        method: "grow" (METHOD.md §1) or "full" (the same network at full width, no masks).
+        method: "grow" (METHOD.md §1), "full" (the same network at full width, no masks),
+            "morphnet" (METHOD.md §2, settings in tfgrow.MorphNet; model_fn builds a plain Keras
+            functional model) or "width_multiplier" (its uniform baseline). The MorphNet methods
+            use the arguments up to data loading and the strategy; the growing ones are ignored.
         epochs: training epochs T (also sets gamma = final_temperature ** (1 / T)).
         global_batch_size: examples per step over all replicas.
         learning_rate, schedule: weight learning rate and its schedule ("cosine", "step",
@@ -131,6 +135,28 @@ def train(
         The summary dict (also written to `model_dir/summary.json`).
     """
     _check_choice("method", method, METHODS)
+    if method in MORPHNET_METHODS:
+        from tfgrow.morphnet import run as morphnet_run
+
+        return morphnet_run.run(
+            model_dir=model_dir,
+            method=method,
+            model_fn=model_fn,
+            dataset=dataset,
+            epochs=epochs,
+            global_batch_size=global_batch_size,
+            learning_rate=learning_rate,
+            schedule=schedule,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            seed=seed,
+            data_dir=data_dir,
+            max_train_examples=max_train_examples,
+            max_eval_examples=max_eval_examples,
+            log_every_steps=log_every_steps,
+            mock_data_if_missing=mock_data_if_missing,
+            strategy=strategy,
+        )
     _check_choice("relaxation", relaxation, RELAXATIONS)
     if epochs <= 0 or global_batch_size <= 0:
         raise ValueError(

@@ -1,0 +1,496 @@
+"""Channel groups of a Keras functional model (METHOD.md §2), read from its layer graph.
+
+The analysis walks the functional graph (layers and their inbound nodes, never TF op names) and
+describes the channel (last) axis of every tensor as a *layout*: a tuple of channel groups, each
+contributing all of its channels in order. A group is a set of layer outputs whose channels are
+the same channels:
+
+- Conv2D, Dense and SeparableConv2D create a new group (their `filters`/`units`).
+- Add, Subtract, Average, Maximum, Minimum and Multiply tie their inputs channel by channel, so the
+  groups in the same positions merge (residual streams, squeeze-and-excitation gates). An input
+  with one channel that broadcasts (e.g. a spatial attention map) is fixed instead.
+- Concatenate (on the channel axis) concatenates layouts; Flatten repeats the layout once per
+  spatial position; Reshape keeps whole groups per row of the new last axis.
+- DepthwiseConv2D (depth_multiplier 1), BatchNormalization, activations, dropout, pooling,
+  padding, cropping and up-sampling pass the layout through. Each BatchNormalization records its
+  gamma against the channels it scales.
+
+A group is *prunable* when some BatchNormalization gamma scales it and no member must keep its
+width: the model's inputs and outputs, broadcast inputs and channels that pass through a layer
+with per-channel constants the analysis does not slice (Normalization, per-channel Rescaling,
+Softmax) are fixed. Fixed groups keep their full width; they are listed in `fixed_groups`. Any
+other layer stops the analysis with an error that names it.
+"""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+L = keras.layers
+
+PRODUCERS = (L.Conv2D, L.Dense, L.SeparableConv2D)
+TIES = (L.Add, L.Subtract, L.Average, L.Maximum, L.Minimum, L.Multiply)
+PASS_THROUGH = (
+    L.Activation,
+    L.ReLU,
+    L.LeakyReLU,
+    L.ELU,
+    L.Dropout,
+    L.SpatialDropout2D,
+    L.GaussianNoise,
+    L.GaussianDropout,
+    L.AlphaDropout,
+    L.ActivityRegularization,
+    L.Identity,
+    L.MaxPooling2D,
+    L.AveragePooling2D,
+    L.GlobalAveragePooling2D,
+    L.GlobalMaxPooling2D,
+    L.ZeroPadding2D,
+    L.Cropping2D,
+    L.UpSampling2D,
+)
+# Pass the layout through, but hold per-channel constants (or mix channels): fixed channels only.
+FIXED_PASS_THROUGH = (L.Normalization, L.Rescaling, L.Softmax)
+RESOURCES = ("flops", "size")
+
+
+@dataclasses.dataclass(frozen=True)
+class CostTerm:
+    """One conv/dense (or the depthwise half of a separable conv) as METHOD.md §2 costs it.
+
+    Attributes:
+        layer: the layer's name.
+        kind: "conv" (cost C |A| |B|; Dense and pointwise convs too) or "depthwise" (C |B|).
+        flops_coefficient: 2 * H_out * W_out * kh * kw (Dense: 2 per output position).
+        size_coefficient: kh * kw (Dense: 1).
+        input_layout: groups of the input channels, in order.
+        output_layout: groups of the output channels, in order.
+    """
+
+    layer: str
+    kind: str
+    flops_coefficient: int
+    size_coefficient: int
+    input_layout: tuple
+    output_layout: tuple
+
+    def coefficient(self, resource):
+        return self.flops_coefficient if resource == "flops" else self.size_coefficient
+
+
+@dataclasses.dataclass
+class ChannelGraph:
+    """The result of `analyze`: groups, layouts, gammas and cost terms of one model.
+
+    Attributes:
+        group_names: name of each group (its first producing layer, or the input's name).
+        group_sizes: full width of each group.
+        fixed: per group, True when its width cannot change.
+        input_layouts, output_layouts: layer name -> layout (tuple of group indices).
+        gamma_layers: names of the BatchNormalization layers with a gamma, in graph order.
+        cost_terms: the CostTerm of every conv/dense layer.
+        width_layers: conv/dense/depthwise layer name -> the group of its output channels (the
+            keys of the structure JSON).
+        fixed_reasons: group index -> why it is fixed.
+    """
+
+    group_names: list
+    group_sizes: np.ndarray
+    fixed: np.ndarray
+    input_layouts: dict
+    output_layouts: dict
+    gamma_layers: list
+    cost_terms: list
+    width_layers: dict
+    fixed_reasons: dict
+
+    @property
+    def num_groups(self):
+        return len(self.group_names)
+
+    @property
+    def prunable(self):
+        return ~self.fixed
+
+    @property
+    def fixed_groups(self):
+        return {self.group_names[g]: reason for g, reason in self.fixed_reasons.items()}
+
+    def layout_width(self, layout, widths=None):
+        widths = self.group_sizes if widths is None else widths
+        return int(sum(int(widths[g]) for g in layout))
+
+    def count_matrix(self, side):
+        """(num_terms, num_groups) multiplicities of each group in each term's in/out layout."""
+        matrix = np.zeros((len(self.cost_terms), self.num_groups), np.float64)
+        for row, term in enumerate(self.cost_terms):
+            for g in term.input_layout if side == "input" else term.output_layout:
+                matrix[row, g] += 1
+        return matrix
+
+    def cost(self, widths, resource):
+        """Exact METHOD.md §2 resource of the network with these group widths (Python int)."""
+        _check_resource(resource)
+        total = 0
+        for term in self.cost_terms:
+            c_in = self.layout_width(term.input_layout, widths)
+            c_out = self.layout_width(term.output_layout, widths)
+            coefficient = term.coefficient(resource)
+            total += coefficient * (c_out if term.kind == "depthwise" else c_in * c_out)
+        return total
+
+    def full_widths(self):
+        return self.group_sizes.copy()
+
+    def minimal_widths(self):
+        """One channel in every prunable group (the smallest network rebuild can produce)."""
+        return np.where(self.fixed, self.group_sizes, 1)
+
+    def structure(self, widths):
+        """{layer_name: width} for every conv/dense/depthwise layer (the structure JSON)."""
+        return {
+            name: self.layout_width(self.output_layouts[name], widths) for name in self.width_layers
+        }
+
+    def widths_from_structure(self, structure):
+        """Group widths from a structure JSON; layers of one group must agree."""
+        widths = self.full_widths()
+        seen = {}
+        for name, width in structure.items():
+            if name not in self.width_layers:
+                raise ValueError(
+                    f"Expected structure keys among the model's conv/dense layers "
+                    f"{sorted(self.width_layers)[:8]}... Received: {name!r}"
+                )
+            layout = self.output_layouts[name]
+            if len(layout) != 1:
+                continue  # separable/depthwise outputs of several groups: checked by the others
+            group = layout[0]
+            if group in seen and seen[group] != int(width):
+                raise ValueError(
+                    f"Layers tied in group {self.group_names[group]!r} need one width. Received: "
+                    f"{name}={width} but another member has {seen[group]}"
+                )
+            seen[group] = int(width)
+            if self.fixed[group] and int(width) != self.group_sizes[group]:
+                raise ValueError(
+                    f"Group {self.group_names[group]!r} ({self.fixed_reasons[group]}) has fixed "
+                    f"width {self.group_sizes[group]}. Received: {name}={width}"
+                )
+            if int(width) < 1:
+                raise ValueError(f"Expected widths >= 1. Received: {name}={width}")
+            widths[group] = int(width)
+        return widths
+
+    def group_widths_by_name(self, widths):
+        return {self.group_names[g]: int(widths[g]) for g in range(self.num_groups)}
+
+
+class UnsupportedLayerError(ValueError):
+    """A layer the channel analysis cannot handle; the message names it and says what to do."""
+
+
+def _check_resource(resource):
+    if resource not in RESOURCES:
+        raise ValueError(
+            f"Expected resource (regularizer) in {RESOURCES}. Received: {resource!r}. Use "
+            "'flops' for FLOPs per example or 'size' for the number of weights."
+        )
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent = []
+
+    def add(self):
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def find(self, item):
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, a, b):
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)  # the earlier source names the group
+
+
+def _error(layer, what):
+    return UnsupportedLayerError(
+        f"MorphNet cannot analyse layer {layer.name!r} ({type(layer).__name__}): {what}"
+    )
+
+
+def _nodes_in_order(model):
+    """(layer, node) pairs of the model's graph in topological order, from its outputs."""
+    if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
+        raise ValueError(f"Expected a Keras model. Received: {type(model).__name__}")
+    if isinstance(model, keras.Sequential) or not hasattr(model, "inputs") or not model.inputs:
+        raise ValueError(
+            f"Expected a functional Keras model (keras.Model(inputs, outputs)). Received: "
+            f"{type(model).__name__} {model.name!r}; rebuild it with keras.Model(inputs, outputs)"
+        )
+    order, visited = [], set()
+    stack = [(t._keras_history, False) for t in model.outputs]
+    while stack:
+        history, expanded = stack.pop()
+        key = (id(history.operation), history.node_index)
+        if expanded:
+            if key not in visited:
+                visited.add(key)
+                order.append(
+                    (history.operation, history.operation._inbound_nodes[history.node_index])
+                )
+            continue
+        if key in visited:
+            continue
+        stack.append((history, True))
+        node = history.operation._inbound_nodes[history.node_index]
+        for tensor in node.input_tensors:
+            stack.append((tensor._keras_history, False))
+    return order
+
+
+def _spatial(shape, layer):
+    dims = shape[1:-1]
+    if any(d is None for d in dims):
+        raise _error(
+            layer,
+            f"its output shape {shape} has unknown spatial dimensions; build the "
+            "model with a fixed input_shape",
+        )
+    return math.prod(dims)
+
+
+def analyze(model):
+    """Channel groups, layouts and cost terms of a functional Keras model.
+
+    Args:
+        model: a functional `keras.Model` built from the layers listed in the module docstring.
+
+    Returns:
+        A `ChannelGraph`.
+
+    Raises:
+        UnsupportedLayerError: (a ValueError) for a layer the analysis cannot handle.
+    """
+    sources = _UnionFind()
+    source_sizes, source_names, source_fixed = [], [], {}
+    layouts = {}  # id(KerasTensor) -> tuple of sources
+    input_layouts, output_layouts, gamma_layouts = {}, {}, []
+    raw_terms, width_layers = [], []
+    seen_layers = set()
+
+    def new_source(name, size, fixed_reason=None):
+        index = sources.add()
+        source_sizes.append(int(size))
+        source_names.append(name)
+        if fixed_reason:
+            source_fixed[index] = fixed_reason
+        return index
+
+    def tie(layer, first, second):
+        if len(first) != len(second) or any(
+            source_sizes[a] != source_sizes[b] for a, b in zip(first, second)
+        ):
+            raise _error(
+                layer,
+                "its inputs' channels come from differently split sources "
+                f"({[source_names[s] for s in first]} vs {[source_names[s] for s in second]}); "
+                "tie whole layer outputs only (e.g. add a 1x1 conv before the merge)",
+            )
+        for a, b in zip(first, second):
+            sources.union(a, b)
+
+    for layer, node in _nodes_in_order(model):
+        if isinstance(layer, keras.Model):
+            raise _error(layer, "nested models are not analysed; build one flat functional model")
+        if layer.name in seen_layers:
+            raise _error(layer, "it is called more than once (shared layers are not supported)")
+        seen_layers.add(layer.name)
+        inputs = [layouts[id(t)] for t in node.input_tensors]
+        out_shape = node.outputs[0].shape
+        layout_in = inputs[0] if inputs else ()
+        if isinstance(layer, L.InputLayer):
+            out = (new_source(layer.name, out_shape[-1], "model input"),)
+        elif isinstance(layer, PRODUCERS):
+            if isinstance(layer, L.Conv2D) and not isinstance(layer, L.SeparableConv2D):
+                if getattr(layer, "groups", 1) != 1:
+                    raise _error(layer, "grouped convolutions are not supported; use groups=1")
+            if getattr(layer, "data_format", "channels_last") != "channels_last":
+                raise _error(layer, "only channels_last is supported")
+            if isinstance(layer, L.Dense):
+                units = layer.units
+                positions = math.prod(d for d in out_shape[1:-1]) if len(out_shape) > 2 else 1
+                kernel = (1, 1)
+            else:
+                units = layer.filters
+                positions = _spatial(out_shape, layer)
+                kernel = tuple(layer.kernel_size)
+            out = (new_source(layer.name, units),)
+            kh, kw = kernel
+            if isinstance(layer, L.SeparableConv2D):
+                if layer.depth_multiplier != 1:
+                    raise _error(layer, "depth_multiplier must be 1")
+                raw_terms.append(
+                    (
+                        layer.name,
+                        "depthwise",
+                        2 * positions * kh * kw,
+                        kh * kw,
+                        layout_in,
+                        layout_in,
+                    )
+                )
+                raw_terms.append(
+                    (layer.name + "/pointwise", "conv", 2 * positions, 1, layout_in, out)
+                )
+            else:
+                raw_terms.append(
+                    (layer.name, "conv", 2 * positions * kh * kw, kh * kw, layout_in, out)
+                )
+            width_layers.append(layer.name)
+        elif isinstance(layer, L.DepthwiseConv2D):
+            if layer.depth_multiplier != 1:
+                raise _error(
+                    layer,
+                    "depth_multiplier must be 1 (a multiplier > 1 ties "
+                    "several outputs to one input channel)",
+                )
+            kh, kw = layer.kernel_size
+            positions = _spatial(out_shape, layer)
+            out = layout_in
+            raw_terms.append((layer.name, "depthwise", 2 * positions * kh * kw, kh * kw, out, out))
+            width_layers.append(layer.name)
+        elif isinstance(layer, L.BatchNormalization):
+            axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+            if axis not in (-1, len(out_shape) - 1):
+                raise _error(
+                    layer,
+                    f"it normalises axis {layer.axis}; only the last (channel) axis is supported",
+                )
+            out = layout_in
+            if layer.scale:
+                gamma_layouts.append((layer.name, out))
+        elif isinstance(layer, TIES):
+            channel_counts = [t.shape[-1] for t in node.input_tensors]
+            full = max(channel_counts)
+            wide = []
+            for tensor_layout, count in zip(inputs, channel_counts):
+                if count == 1 and full > 1:
+                    for source in tensor_layout:
+                        source_fixed.setdefault(source, f"broadcast into {layer.name}")
+                else:
+                    wide.append(tensor_layout)
+            for other in wide[1:]:
+                tie(layer, wide[0], other)
+            out = wide[0]
+        elif isinstance(layer, L.Concatenate):
+            rank = len(out_shape)
+            if layer.axis not in (-1, rank - 1):
+                raise _error(
+                    layer, f"it concatenates axis {layer.axis}; only the channel axis is supported"
+                )
+            out = tuple(s for tensor_layout in inputs for s in tensor_layout)
+        elif isinstance(layer, L.Flatten):
+            out = layout_in * math.prod(node.input_tensors[0].shape[1:-1])
+        elif isinstance(layer, L.Reshape):
+            out = _reshape_layout(layer, node, layout_in, source_sizes)
+        elif isinstance(layer, PASS_THROUGH):
+            if isinstance(layer, L.GlobalAveragePooling2D | L.GlobalMaxPooling2D):
+                if layer.data_format != "channels_last":
+                    raise _error(layer, "only channels_last is supported")
+            out = layout_in
+        elif isinstance(layer, FIXED_PASS_THROUGH):
+            for source in layout_in:
+                source_fixed.setdefault(source, f"passes through {layer.name}")
+            out = layout_in
+        else:
+            raise _error(
+                layer,
+                "this layer type is not supported. Supported: Conv2D, DepthwiseConv2D, "
+                "SeparableConv2D, Dense, BatchNormalization, Add/Multiply and other merges, "
+                "Concatenate, pooling, padding, activations, dropout, Reshape/Flatten. Replace "
+                "it with those, or keep it out of the analysed model",
+            )
+        if len(node.outputs) != 1:
+            raise _error(layer, "layers with several outputs are not supported")
+        width = sum(source_sizes[s] for s in out)
+        if width != out_shape[-1]:
+            raise _error(
+                layer, f"channel bookkeeping found {width} channels, the layer has {out_shape[-1]}"
+            )
+        layouts[id(node.outputs[0])] = out
+        input_layouts[layer.name] = layout_in
+        output_layouts[layer.name] = out
+
+    for tensor in model.outputs:
+        for source in layouts[id(tensor)]:
+            source_fixed.setdefault(source, "model output")
+
+    # Number the groups by their root source, in graph order.
+    roots = sorted({sources.find(s) for s in range(len(source_sizes))})
+    group_of_root = {root: g for g, root in enumerate(roots)}
+
+    def to_groups(layout):
+        return tuple(group_of_root[sources.find(s)] for s in layout)
+
+    num_groups = len(roots)
+    has_gamma = np.zeros(num_groups, bool)
+    for _, layout in gamma_layouts:
+        for g in to_groups(layout):
+            has_gamma[g] = True
+    fixed_reasons = {}
+    for source, reason in source_fixed.items():
+        fixed_reasons.setdefault(group_of_root[sources.find(source)], reason)
+    for g in range(num_groups):
+        if not has_gamma[g]:
+            fixed_reasons.setdefault(g, "no BatchNormalization gamma scales it")
+    fixed = np.array([g in fixed_reasons for g in range(num_groups)], bool)
+    return ChannelGraph(
+        group_names=[source_names[root] for root in roots],
+        group_sizes=np.array([source_sizes[root] for root in roots], np.int64),
+        fixed=fixed,
+        input_layouts={k: to_groups(v) for k, v in input_layouts.items()},
+        output_layouts={k: to_groups(v) for k, v in output_layouts.items()},
+        gamma_layers=[name for name, _ in gamma_layouts],
+        cost_terms=[
+            CostTerm(name, kind, int(fc), int(sc), to_groups(lin), to_groups(lout))
+            for name, kind, fc, sc, lin, lout in raw_terms
+        ],
+        width_layers={name: output_layouts[name] for name in width_layers},
+        fixed_reasons=fixed_reasons,
+    )
+
+
+def _reshape_layout(layer, node, layout_in, source_sizes):
+    """Reshape keeps whole sources per row of its new last axis, the same in every row."""
+    in_shape = node.input_tensors[0].shape
+    out_shape = node.outputs[0].shape
+    if any(d is None for d in list(in_shape[1:]) + list(out_shape[1:])):
+        raise _error(layer, "unknown dimensions; build the model with a fixed input_shape")
+    flat = list(layout_in) * math.prod(in_shape[1:-1])
+    row_width = out_shape[-1]
+    rows, row, width = [], [], 0
+    for source in flat:
+        row.append(source)
+        width += source_sizes[source]
+        if width == row_width:
+            rows.append(tuple(row))
+            row, width = [], 0
+        elif width > row_width:
+            break
+    if row or not rows or any(r != rows[0] for r in rows):
+        raise _error(
+            layer,
+            f"reshaping {tuple(in_shape)} to {tuple(out_shape)} splits or reorders channel "
+            "groups; only reshapes that keep whole channel groups along the last axis (e.g. "
+            "(C,) -> (1, 1, C), flattening) are supported",
+        )
+    return rows[0]
