@@ -51,17 +51,34 @@ class MaskedMomentum(tf.Module):
         for variable, velocity, gradient, mask in zip(
             self.variables_to_update, self.velocities, gradients, masks
         ):
-            weights = tf.convert_to_tensor(variable)
-            old_velocity = tf.convert_to_tensor(velocity)
-            gradient = tf.convert_to_tensor(gradient)
-            if self.weight_decay:
-                gradient = gradient + self.weight_decay * weights
-            new_velocity = self.momentum * old_velocity + gradient
-            update = gradient + self.momentum * new_velocity if self.nesterov else new_velocity
-            new_weights = weights - learning_rate * update
-            if mask is not None:
-                keep = tf.cast(mask, tf.bool)
-                new_velocity = tf.where(keep, new_velocity, old_velocity)
-                new_weights = tf.where(keep, new_weights, weights)
+            arguments = (
+                tf.convert_to_tensor(variable),
+                tf.convert_to_tensor(velocity),
+                tf.convert_to_tensor(gradient),
+                tf.cast(learning_rate, variable.dtype),
+            )
+            if mask is None:
+                new_weights, new_velocity = self._update(*arguments)
+            else:
+                mask = tf.broadcast_to(tf.cast(mask, variable.dtype), variable.shape)
+                new_weights, new_velocity = self._masked_update(*arguments, mask)
             assignments += [(velocity, new_velocity), (variable, new_weights)]
         return assignments
+
+    def _update(self, weights, velocity, gradient, learning_rate):
+        if self.weight_decay:
+            gradient = gradient + self.weight_decay * weights
+        new_velocity = self.momentum * velocity + gradient
+        update = gradient + self.momentum * new_velocity if self.nesterov else new_velocity
+        return weights - learning_rate * update, new_velocity
+
+    @tf.function(jit_compile=True, autograph=False)
+    def _masked_update(self, weights, velocity, gradient, learning_rate, mask):
+        """The update where `mask` is 1; elsewhere weights and velocity stay.
+
+        Compiled with XLA (also in the ragged mode: every operand has the variable's static
+        shape), which fuses decay, momentum and selection into one pass over the variable.
+        """
+        new_weights, new_velocity = self._update(weights, velocity, gradient, learning_rate)
+        keep = mask > 0
+        return tf.where(keep, new_weights, weights), tf.where(keep, new_velocity, velocity)
