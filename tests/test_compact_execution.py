@@ -88,3 +88,30 @@ def test_off_block_is_skipped_and_its_output_is_its_input():
     x = tf.random.uniform([2, 8, 8, 1])
     assert not bool(context.gates[block.name].on)
     np.testing.assert_array_equal(block(x, context=context), x)
+
+
+@pytest.mark.parametrize("filters", [8, 6])  # 8 channels: fused BN op; 6: unfused moments
+def test_batch_norm_normalises_and_updates_with_the_biased_batch_variance(filters):
+    from tfgrow.execution import ExecutionContext
+    from tfgrow.layers.conv import GrowableConv2D
+
+    tf.keras.utils.set_random_seed(3)
+    layer = GrowableConv2D(filters, 3, activation="linear", name="conv")
+    images = tf.random.normal([4, 6, 6, 2]) * 3.0 + 1.0
+    layer.build(images.shape)
+    layer.gamma.assign(tf.linspace(0.5, 2.0, filters))
+    layer.beta.assign(tf.linspace(-1.0, 1.0, filters))
+    context = ExecutionContext(training=True)
+    outputs = layer(images, context=context)
+
+    conv = tf.nn.conv2d(images, layer.kernel, 1, "SAME").numpy()
+    mean, variance = conv.mean(axis=(0, 1, 2)), conv.var(axis=(0, 1, 2))  # biased
+    expected = (conv - mean) / np.sqrt(variance + layer.batch_norm_epsilon)
+    expected = expected * layer.gamma.numpy() + layer.beta.numpy()
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
+    updates = {variable.name: value.numpy() for variable, value in context.state_updates}
+    momentum = layer.batch_norm_momentum
+    np.testing.assert_allclose(updates["moving_mean"], (1 - momentum) * mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        updates["moving_variance"], momentum + (1 - momentum) * variance, rtol=1e-4
+    )

@@ -29,6 +29,8 @@ class ExecutionContext:
             with `tf.cond` instead of running on a stand-in example.
         overflows: channel group -> number of sampled structures dropped for lack of capacity
             (int32 scalars; only groups run at a fixed capacity appear).
+        channel_multiple: every computed width whose size is unknown at trace time (ragged
+            mode) is a multiple of this or its group's full size (`masks.active_set`).
     """
 
     channels: dict = dataclasses.field(default_factory=dict)
@@ -38,6 +40,7 @@ class ExecutionContext:
     state_updates: list = dataclasses.field(default_factory=list)
     static_shapes: bool = False
     overflows: dict = dataclasses.field(default_factory=dict)
+    channel_multiple: int = 1
 
     def active(self, group):
         if group is None:

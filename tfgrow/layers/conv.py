@@ -107,25 +107,47 @@ class _GrowableBase(keras.layers.Layer):
         gamma, beta = _gather(self.gamma, out, 0, context), _gather(self.beta, out, 0, context)
         if scale is not None:
             gamma, beta = gamma * scale, beta * scale
-        if context.training:
+        epsilon = self.batch_norm_epsilon
+        if not context.training:
+            mean = _gather(self.moving_mean, out, 0, context)
+            variance = _gather(self.moving_variance, out, 0, context)
+            return tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
+        count = tf.cast(tf.size(y) // tf.maximum(tf.shape(y)[-1], 1), y.dtype)
+        if self._fuses_batch_norm(y, context):
+            normalized, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                y, gamma, beta, epsilon=epsilon, is_training=True
+            )
+            # The op returns the Bessel-corrected variance; the moving average takes the biased
+            # one, like the unfused path below and Keras.
+            variance = variance * tf.math.divide_no_nan(count - 1.0, count)
+        else:  # sync BN: the moments are all-reduced over replicas
             axes = list(range(len(y.shape) - 1))
-            # divide_no_nan: a skipped block runs on an empty batch (see GrowableBlock).
-            count = tf.cast(tf.size(y) // tf.maximum(tf.shape(y)[-1], 1), y.dtype)
             mean = tf.math.divide_no_nan(tf.reduce_sum(y, axes), count)
             mean_square = tf.math.divide_no_nan(tf.reduce_sum(tf.square(y), axes), count)
             mean, mean_square = context.replica_mean([mean, mean_square])
             variance = tf.maximum(mean_square - tf.square(mean), 0.0)
-            for variable, batch_value in (
-                (self.moving_mean, mean),
-                (self.moving_variance, variance),
-            ):
-                context.state_updates.append(
-                    (variable, self._moving_update(variable, batch_value, out, context))
-                )
-        else:
-            mean = _gather(self.moving_mean, out, 0, context)
-            variance = _gather(self.moving_variance, out, 0, context)
-        return tf.nn.batch_normalization(y, mean, variance, beta, gamma, self.batch_norm_epsilon)
+            normalized = tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
+        for variable, batch_value in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            context.state_updates.append(
+                (variable, self._moving_update(variable, batch_value, out, context))
+            )
+        return normalized
+
+    def _fuses_batch_norm(self, y, context):
+        """Whether training-mode BN runs as one FusedBatchNormV3 op forward and one backward.
+
+        On CPU the unfused moments and normalisation cost about as much as the convolutions,
+        and the fused op halves that, but only when the channel count is a multiple of 4:
+        otherwise oneDNN's fused gradient is 2-5x slower than the unfused ops (measured on
+        [128, 28, 28, C]: C = 8, 12, 16 fused 2.4-3.7 ms, unfused 4.2-6.4 ms; C = 9, 10 fused
+        23-32 ms, unfused 5.7-6.2 ms). Sync BN all-reduces its moments, so it stays unfused.
+        """
+        if y.shape.rank != 4 or context.syncs_across_replicas():
+            return False
+        width = y.shape[-1]
+        if width is None:  # ragged: a multiple of context.channel_multiple, or the full size
+            return context.channel_multiple % 4 == 0 and self.units % 4 == 0
+        return width % 4 == 0
 
     def _moving_update(self, variable, batch_value, out, context):
         momentum = self.batch_norm_momentum

@@ -146,7 +146,11 @@ class GrowingNetwork(keras.Model):
         """
         if not self.growing:
             return self.full_context(training)
-        context = ExecutionContext(training=training, static_shapes=capacities is not None)
+        context = ExecutionContext(
+            training=training,
+            static_shapes=capacities is not None,
+            channel_multiple=self.channel_multiple,
+        )
         for name, group in self.channel_groups.items():
             values = self._probabilities(group, temperature, epoch)
             context.channels[name] = self._active_set(
@@ -173,7 +177,10 @@ class GrowingNetwork(keras.Model):
         records the number dropped in `context.overflows`.
         """
         context = ExecutionContext(
-            training=True, sync_batch_norm=sync_batch_norm, static_shapes=capacities is not None
+            training=True,
+            sync_batch_norm=sync_batch_norm,
+            static_shapes=capacities is not None,
+            channel_multiple=self.channel_multiple,
         )
         if not self.growing:
             return context
