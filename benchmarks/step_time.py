@@ -3,8 +3,8 @@ r"""Training-step time of growing models against stock Keras models of exactly t
 For ResNet-20 (28x28x1, the main job's input) and VGG-16-BN (32x32x3), at active channel
 fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times one training step of
 
-  grow_ragged  the GrowingNetwork's step (Trainer, exact ragged widths rounded to
-               `channel_multiple`, the launcher's default mode);
+  grow_ragged  the GrowingNetwork's step (Trainer, exact ragged widths rounded up to
+               --channel_multiple, by default the launcher's 8; the launcher's default mode);
   grow_xla     the same step compiled with XLA at the capacities the launcher would choose;
   stock        a stock Keras functional model (Conv2D, BatchNormalization, Dense) built at the
                active widths, trained by the same step (same optimiser code, same batch);
@@ -33,6 +33,12 @@ from absl import app, flags
 flags.DEFINE_list("models", ["resnet20", "vgg16"], "Models to time: resnet20, vgg16.")
 flags.DEFINE_list("fractions", ["0.25", "0.5", "0.75", "1.0"], "Active channel fractions.")
 flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+flags.DEFINE_integer(
+    "channel_multiple",
+    None,
+    "Round the growing model's computed widths up to this multiple (tfgrow.train.channel_multiple)."
+    " Default: the launcher's default.",
+)
 flags.DEFINE_integer("repeats", 5, "Interleaved rounds; the median round is reported.")
 flags.DEFINE_integer("steps", 5, "Steps per round.")
 flags.DEFINE_bool("xla", True, "Also time the XLA mode.")
@@ -51,7 +57,20 @@ def growing_model(name):
     from tfgrow.models import resnet_cifar, vgg16
 
     input_shape, classes = INPUTS[name]
-    return (resnet_cifar if name == "resnet20" else vgg16)(input_shape, classes)
+    network = (resnet_cifar if name == "resnet20" else vgg16)(input_shape, classes)
+    network.channel_multiple = channel_multiple()
+    return network
+
+
+def channel_multiple():
+    """--channel_multiple, or the launcher's default (`tfgrow.train.channel_multiple`)."""
+    if FLAGS.channel_multiple is not None:
+        return FLAGS.channel_multiple
+    import inspect
+
+    from tfgrow.train import loop
+
+    return inspect.signature(loop.train).parameters["channel_multiple"].default
 
 
 def stock_model(network, widths):
@@ -274,7 +293,7 @@ def measure_memory(name):
     for mode in ("grow", "stock"):
         output = subprocess.run(
             [sys.executable, "-m", "benchmarks.step_time", f"--memory_probe={name}:{mode}"]
-            + [f"--batch_size={FLAGS.batch_size}"],
+            + [f"--batch_size={FLAGS.batch_size}", f"--channel_multiple={channel_multiple()}"],
             cwd=REPO,
             check=True,
             capture_output=True,
@@ -321,6 +340,7 @@ def main(argv):
     if FLAGS.json:
         payload = {
             "batch_size": FLAGS.batch_size,
+            "channel_multiple": channel_multiple(),
             "repeats": FLAGS.repeats,
             "steps": FLAGS.steps,
             "rows": rows,

@@ -37,10 +37,15 @@ def test_capacity_ladder_rounds_fractions_up_to_the_multiple():
     assert choose_capacity([8, 16, 24], 30) == 24
 
 
-def test_count_bound_is_mean_plus_sigmas_std():
+def test_count_bound_is_mean_plus_sigmas_std_floored_to_a_count():
     p = np.array([0.5, 0.5, 0.5, 0.5, 1.0, 0.0])
-    assert count_bound(p, sigmas=0.0) == pytest.approx(3.0)
-    assert count_bound(p, sigmas=2.0) == pytest.approx(3.0 + 2.0 * 1.0)
+    assert count_bound(p, sigmas=0.0) == 3.0
+    assert count_bound(p, sigmas=2.0) == 3.0 + 2.0 * 1.0
+    assert count_bound(p, sigmas=1.5) == 4.0  # 4.5 structures cannot be drawn
+    # Saturated logits: 8 certain structures need 8 slots, not the next rung.
+    saturated = tf.sigmoid(tf.constant([30.0] * 8 + [-30.0] * 8)).numpy()
+    assert count_bound(saturated, sigmas=4.0) == 8.0
+    assert choose_capacity(capacity_ladder(16, 8), count_bound(saturated)) == 8
 
 
 def test_capacity_set_keeps_the_most_probable_sampled_structures():

@@ -315,9 +315,15 @@ def choose_capacity(ladder, need):
 
 def count_bound(probabilities, sigmas=4.0):
     """A high quantile of the number of structures drawn: mean + `sigmas` standard deviations
-    of the Poisson-binomial count with these inclusion probabilities (numpy, host side)."""
+    of the Poisson-binomial count with these inclusion probabilities (numpy, host side).
+
+    The count is an integer, so the bound is floored: P(count <= floor(x)) = P(count <= x).
+    Without the floor, saturated probabilities (sigmoid(-30) = 9e-14, not 0) put 8 certain
+    structures at 8.000004 and the capacity one ladder rung too wide.
+    """
     p = np.asarray(probabilities, np.float64)
-    return float(p.sum() + sigmas * np.sqrt((p * (1.0 - p)).sum()))
+    bound = p.sum() + sigmas * np.sqrt((p * (1.0 - p)).sum())
+    return float(math.floor(bound + 1e-6))  # 1e-6: float error below an integer
 
 
 def capacity_set(keep, values, priority, capacity):
