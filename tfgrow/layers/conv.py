@@ -120,7 +120,7 @@ class _GrowableBase(keras.layers.Layer):
             # The op returns the Bessel-corrected variance; the moving average takes the biased
             # one, like the unfused path below and Keras.
             variance = variance * tf.math.divide_no_nan(count - 1.0, count)
-        else:  # sync BN: the moments are all-reduced over replicas
+        else:  # dense layers, widths not a multiple of 4, and sync BN (moments all-reduced)
             axes = list(range(len(y.shape) - 1))
             mean = tf.math.divide_no_nan(tf.reduce_sum(y, axes), count)
             mean_square = tf.math.divide_no_nan(tf.reduce_sum(tf.square(y), axes), count)

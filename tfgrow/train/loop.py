@@ -121,8 +121,8 @@ def train(
         channel_multiple: compute each group's active channels rounded up to this multiple
             (extra channels carry mask 0; they are not counted or updated). 8 measured fastest
             on oneDNN CPUs: the main job's grown ResNet-20 steps in 113 ms at 8, 115-119 ms at 4
-            and 176 ms at 1 (its full network: 140 ms). Multiples of 4 let batch norm run as one
-            fused op (`GrowableConv2D._fuses_batch_norm`); exact odd widths do not.
+            and about 121 ms at 1 (its full network: 140 ms). Multiples of 4 let batch norm run
+            as one fused op (`GrowableConv2D._fuses_batch_norm`); exact widths stay unfused.
         jit_compile: compile the training and evaluation steps with XLA
             (`configs/modes/xla.gin`); implies static capacities.
         static_capacities: run every channel group at a capacity from a small ladder,
