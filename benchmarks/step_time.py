@@ -5,7 +5,9 @@ fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times one training step o
 
   grow_ragged  the GrowingNetwork's step (Trainer, exact ragged widths rounded up to
                --channel_multiple, by default the launcher's 8; the launcher's default mode);
-  grow_xla     the same step compiled with XLA at the capacities the launcher would choose;
+  grow_xla     the same step compiled with XLA at the capacities the launcher would choose,
+               on a ladder in multiples of --xla_channel_multiple (by default what
+               configs/modes/xla.gin sets: 4);
   stock        a stock Keras functional model (Conv2D, BatchNormalization, Dense) built at the
                active widths, trained by the same step (same optimiser code, same batch);
   stock_xla    that step compiled with XLA;
@@ -39,6 +41,11 @@ flags.DEFINE_integer(
     "Round the growing model's computed widths up to this multiple (tfgrow.train.channel_multiple)."
     " Default: the launcher's default.",
 )
+flags.DEFINE_integer(
+    "xla_channel_multiple",
+    None,
+    "Capacity ladder multiple of the XLA rows. Default: what configs/modes/xla.gin binds.",
+)
 flags.DEFINE_integer("repeats", 5, "Interleaved rounds; the median round is reported.")
 flags.DEFINE_integer("steps", 5, "Steps per round.")
 flags.DEFINE_bool("xla", True, "Also time the XLA mode.")
@@ -53,12 +60,12 @@ TARGETS = {"ragged": 1.2, "xla": 1.3, "full": 1.15, "memory": 1.5}
 
 
 # ---------------------------------------------------------------------------- models
-def growing_model(name):
+def growing_model(name, multiple=None):
     from tfgrow.models import resnet_cifar, vgg16
 
     input_shape, classes = INPUTS[name]
     network = (resnet_cifar if name == "resnet20" else vgg16)(input_shape, classes)
-    network.channel_multiple = channel_multiple()
+    network.channel_multiple = multiple or channel_multiple()
     return network
 
 
@@ -71,6 +78,25 @@ def channel_multiple():
     from tfgrow.train import loop
 
     return inspect.signature(loop.train).parameters["channel_multiple"].default
+
+
+def xla_channel_multiple():
+    """--xla_channel_multiple, or `tfgrow.train.channel_multiple` under configs/modes/xla.gin."""
+    if FLAGS.xla_channel_multiple is not None:
+        return FLAGS.xla_channel_multiple
+    import gin
+
+    import tfgrow.config  # noqa: F401  (registers tfgrow.train)
+
+    with gin.unlock_config():
+        gin.clear_config()
+        gin.parse_config_file(os.path.join(REPO, "configs", "modes", "xla.gin"))
+        try:
+            return gin.query_parameter("tfgrow.train.channel_multiple")
+        except ValueError:  # xla.gin leaves it unbound
+            return channel_multiple()
+        finally:
+            gin.clear_config()
 
 
 def stock_model(network, widths):
@@ -214,13 +240,17 @@ def time_model(name):
     network = growing_model(name)
     batch = batch_for(name)
     grow = {"grow_ragged": growing_step(network, jit_compile=False)}
+    # The XLA rows build their own network: its capacity ladder uses the XLA mode's multiple.
+    xla_network = growing_model(name, xla_channel_multiple()) if FLAGS.xla else None
     if FLAGS.xla:
-        grow["grow_xla"] = growing_step(network, jit_compile=True)
+        grow["grow_xla"] = growing_step(xla_network, jit_compile=True)
     full_widths = {name: group.size for name, group in network.channel_groups.items()}
     stock_full_model = stock_model(network, full_widths)
     stock_full_step = stock_step(stock_full_model, jit_compile=False)
     for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
         widths = set_fraction(network, fraction)
+        if xla_network is not None:
+            set_fraction(xla_network, fraction)
         stock = stock_full_model if fraction == 1.0 else stock_model(network, widths)
         steps = dict(grow)
         steps["stock"] = stock_full_step if fraction == 1.0 else stock_step(stock, False)
@@ -341,6 +371,7 @@ def main(argv):
         payload = {
             "batch_size": FLAGS.batch_size,
             "channel_multiple": channel_multiple(),
+            "xla_channel_multiple": xla_channel_multiple() if FLAGS.xla else None,
             "repeats": FLAGS.repeats,
             "steps": FLAGS.steps,
             "rows": rows,
