@@ -31,6 +31,9 @@ class ExecutionContext:
             (int32 scalars; only groups run at a fixed capacity appear).
         channel_multiple: every computed width whose size is unknown at trace time (ragged
             mode) is a multiple of this or its group's full size (`masks.active_set`).
+        kernel_rows: id(kernel variable) -> the kernel gathered at the active input channels,
+            when the training step gathered it before the pass for a compact update
+            (`GrowingNetwork.gather_kernel_rows`); layers then use that tensor.
     """
 
     channels: dict = dataclasses.field(default_factory=dict)
@@ -41,6 +44,7 @@ class ExecutionContext:
     static_shapes: bool = False
     overflows: dict = dataclasses.field(default_factory=dict)
     channel_multiple: int = 1
+    kernel_rows: dict = dataclasses.field(default_factory=dict)
 
     def active(self, group):
         if group is None:

@@ -7,6 +7,8 @@ masking the kernel alone would leave the BN shift alive). Gradients therefore re
 gathered slices.
 """
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -29,6 +31,55 @@ def _gather(tensor, active, axis, context=None):
         return tf.gather(tensor, active.indices, axis=axis)
     selection = tf.one_hot(active.indices, tensor.shape[0], dtype=tensor.dtype)  # [k, n]
     return tf.linalg.matvec(selection, tensor)
+
+
+def tf_variable(variable):
+    """The tf.Variable (possibly distributed) behind a Keras variable."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def gather_rows(variable, indices, axis):
+    """`variable`'s slices at `indices` along `axis`, read sparsely (one `ResourceGather`).
+
+    The compact update scatters rows back in place (`ResourceScatterNdUpdate`), which switches
+    a TF variable to copy-on-read: a dense read followed by `tf.gather` would then copy the whole
+    kernel every step. The result is a gradient source of its own (watch it on the tape): the
+    gradient stops there rather than running `ResourceGather`'s gradient, which ignores
+    `batch_dims`.
+    """
+    leading = tf.shape(variable)[:axis]
+    indices = tf.broadcast_to(indices, tf.concat([leading, tf.shape(indices)], 0))
+    rows = tf.raw_ops.ResourceGather(
+        resource=tf_variable(variable).handle,
+        indices=indices,
+        dtype=tf.as_dtype(variable.dtype),
+        batch_dims=axis,
+    )
+    return tf.stop_gradient(rows)
+
+
+class KernelRows(NamedTuple):
+    """A kernel's rows at the active input channels, for a compact training update.
+
+    The training step gathers these rows (`gather_rows`) inside its gradient tape before the
+    forward pass; the layer convolves with them (`ExecutionContext.kernel_rows`), and the
+    optimiser differentiates, updates and scatters back just these rows instead of passes over
+    the full-size kernel, its gradient and its momentum (`MaskedMomentum.row_step`).
+
+    Attributes:
+        variable: the kernel variable.
+        axis: its input-channel axis (2 for conv [kh, kw, in, out], 0 for dense [in, out]).
+        indices: [k] active input channels (int32).
+        rows: the kernel at `indices` along `axis`.
+        mask: 0/1, broadcastable to `rows`: the entries this pass computes (input mask at
+            `indices` x output mask x block gate); padding slots and dropped outputs are 0.
+    """
+
+    variable: object
+    axis: int
+    indices: tf.Tensor
+    rows: tf.Tensor
+    mask: tf.Tensor
 
 
 def _float_mask(active, width):
@@ -163,6 +214,35 @@ class _GrowableBase(keras.layers.Layer):
             return current + tf.linalg.matvec(selection, updated - old, transpose_a=True)
         return tf.tensor_scatter_nd_update(current, out.indices[:, None], updated)
 
+    @property
+    def kernel_input_axis(self):
+        return len(self.kernel.shape) - 2
+
+    def gather_kernel_rows(self, context, on=1.0):
+        """`KernelRows` at the active input channels (None when the input runs at full width).
+
+        Records the rows in `context.kernel_rows`, so the pass convolves with this very tensor;
+        `on` is the enclosing block's 0/1 gate.
+        """
+        inputs = context.active(self.input_group)
+        if inputs.is_full:
+            return None
+        axis = self.kernel_input_axis
+        rows = gather_rows(self.kernel, inputs.indices, axis)
+        context.kernel_rows[id(self.kernel)] = rows
+        out_mask = _float_mask(context.active(self.output_group), self.units)
+        mask = tf.gather(inputs.mask, inputs.indices)[:, None] * out_mask[None, :] * on
+        return KernelRows(self.kernel, axis, inputs.indices, rows, mask)
+
+    def _input_rows(self, context):
+        """The kernel at the active input channels: pre-gathered rows, or gathered here."""
+        rows = context.kernel_rows.get(id(self.kernel))
+        if rows is not None:
+            return rows
+        return _gather(
+            self.kernel, context.active(self.input_group), self.kernel_input_axis, context
+        )
+
     def weight_masks(self, context):
         """Variable -> float 0/1 mask of the entries this pass computes (None: all of them)."""
         out = context.active(self.output_group)
@@ -232,8 +312,7 @@ class GrowableConv2D(_GrowableBase):
         self.built = True
 
     def call(self, inputs, context):
-        kernel = _gather(self.kernel, context.active(self.input_group), 2, context)
-        kernel = _gather(kernel, context.active(self.output_group), 3, context)
+        kernel = _gather(self._input_rows(context), context.active(self.output_group), 3, context)
         y = tf.nn.conv2d(inputs, kernel, self.strides, padding="SAME")
         return self._finish(y, context)
 
@@ -287,8 +366,7 @@ class GrowableDense(_GrowableBase):
         self.built = True
 
     def call(self, inputs, context):
-        kernel = _gather(self.kernel, context.active(self.input_group), 0, context)
-        kernel = _gather(kernel, context.active(self.output_group), 1, context)
+        kernel = _gather(self._input_rows(context), context.active(self.output_group), 1, context)
         return self._finish(tf.matmul(inputs, kernel), context)
 
     def output_spatial(self, height, width):

@@ -252,6 +252,21 @@ class GrowingNetwork(keras.Model):
         gate = context.gate(block)
         return 1.0 if gate is None else tf.cast(gate.on, tf.float32)
 
+    def gather_kernel_rows(self, context):
+        """[`KernelRows`] of every kernel whose input runs below full width in `context`.
+
+        Call inside the gradient tape, before `forward`: the pass then uses these rows, and the
+        training step updates them compactly (DESIGN.md, "Compact execution": the update costs
+        what the sub-network's weights cost, not passes over the maximal network's).
+        """
+        result = []
+        for layer in self.layer_sequence:
+            for conv in self._conv_layers_of(layer):
+                rows = conv.gather_kernel_rows(context, self.gate_on(context, conv.block))
+                if rows is not None:
+                    result.append(rows)
+        return result
+
     def weight_masks(self, context):
         """id(variable) -> 0/1 mask of entries computed in this pass; absent means all."""
         masks = {}

@@ -4,9 +4,15 @@ METHOD.md §1.2: a structure that was not computed in a step gets no gradient, n
 no momentum step, so it keeps its weights until it is sampled again ("grown back in place").
 Keras' SGD would keep moving it with its momentum buffer, so tfgrow updates only the entries the
 step computed: `v <- mu v + g + wd w; w <- w - lr v` where the step's mask is 1, nothing elsewhere.
+
+Kernels whose input runs below full width are updated row-compactly (`row_step`): the step
+differentiates the gathered rows, updates them and their momentum, and scatters them back in
+place, so its cost follows the sub-network rather than the maximal network.
 """
 
 import tensorflow as tf
+
+from tfgrow.layers.conv import gather_rows
 
 
 class MaskedMomentum(tf.Module):
@@ -42,7 +48,8 @@ class MaskedMomentum(tf.Module):
         whatever context its strategy needs (every replica computes identical values).
 
         Args:
-            gradients: one gradient per variable (already summed over replicas).
+            gradients: one gradient per variable (already summed over replicas); None skips
+                the variable (e.g. a kernel that `row_step` updates).
             learning_rate: scalar.
             masks: one 0/1 mask (broadcastable) or None per variable: where the step computed.
         """
@@ -51,6 +58,8 @@ class MaskedMomentum(tf.Module):
         for variable, velocity, gradient, mask in zip(
             self.variables_to_update, self.velocities, gradients, masks
         ):
+            if gradient is None:
+                continue
             arguments = (
                 tf.convert_to_tensor(variable),
                 tf.convert_to_tensor(velocity),
@@ -64,6 +73,37 @@ class MaskedMomentum(tf.Module):
                 new_weights, new_velocity = self._masked_update(*arguments, mask)
             assignments += [(velocity, new_velocity), (variable, new_weights)]
         return assignments
+
+    def row_step(self, rows, gradient, learning_rate):
+        """The update of one `KernelRows`, as scatters `(variable, indices, new rows)`.
+
+        Pure like `step`: `rows.rows` is the variable's current value at those rows (read in
+        the same step), and entries where `rows.mask` is 0 keep their weights and momentum.
+        The caller writes the rows in place with `tf.Variable.scatter_nd_update`.
+
+        Args:
+            rows: a `KernelRows` of one of this optimiser's variables.
+            gradient: the gradient with respect to `rows.rows` (summed over replicas).
+            learning_rate: scalar.
+        """
+        velocity = self._velocity_of(rows.variable)
+        velocity_rows = gather_rows(velocity, rows.indices, rows.axis)
+        new_weights, new_velocity = self._update(
+            rows.rows, velocity_rows, gradient, tf.cast(learning_rate, rows.rows.dtype)
+        )
+        keep = tf.broadcast_to(rows.mask, tf.shape(rows.rows)) > 0
+        indices = row_indices(rows.variable.shape, rows.axis, rows.indices)
+        return [
+            (velocity, indices, tf.where(keep, new_velocity, velocity_rows)),
+            (rows.variable, indices, tf.where(keep, new_weights, rows.rows)),
+        ]
+
+    def _velocity_of(self, variable):
+        """The velocity slot of `variable` (a list scan: a dict keyed by id would be tracked)."""
+        for candidate, velocity in zip(self.variables_to_update, self.velocities):
+            if candidate is variable:
+                return velocity
+        raise KeyError(f"{variable.path} is not updated by optimizer {self.name!r}")
 
     def _update(self, weights, velocity, gradient, learning_rate):
         if self.weight_decay:
@@ -82,3 +122,13 @@ class MaskedMomentum(tf.Module):
         new_weights, new_velocity = self._update(weights, velocity, gradient, learning_rate)
         keep = mask > 0
         return tf.where(keep, new_weights, weights), tf.where(keep, new_velocity, velocity)
+
+
+def row_indices(shape, axis, indices):
+    """`scatter_nd` indices of the rows `indices` along `axis` of a tensor of `shape`.
+
+    [*shape[:axis], k, axis + 1]: every leading position with every row, so each index
+    addresses one contiguous slice `shape[axis + 1:]`.
+    """
+    ranges = [tf.range(int(n), dtype=indices.dtype) for n in shape[:axis]]
+    return tf.stack(tf.meshgrid(*ranges, indices, indexing="ij"), axis=-1)

@@ -8,12 +8,14 @@ One training step (DESIGN.md, "Training"):
    (`tf.nn.scale_regularization_loss`);
 3. all-reduce the gradients, then in cross-replica context update the computed weight entries
    (`MaskedMomentum`), the logits, BN moving statistics, counters u and the FLOP accumulators.
+   Kernels whose input runs below full width are differentiated and updated at their active
+   rows only (`GrowingNetwork.gather_kernel_rows`, `MaskedMomentum.row_step`).
 """
 
-import keras
 import tensorflow as tf
 
 from tfgrow import cost as cost_lib
+from tfgrow.layers.conv import tf_variable
 from tfgrow.masks import step_seed
 from tfgrow.train.optimizer import MaskedMomentum
 
@@ -37,6 +39,9 @@ class Trainer(tf.Module):
             `budget.update_steps` steps (no host round trip).
         jit_compile: compile the steps with XLA. Shapes must then be static: pass per-group
             `capacities` to `train_step` and `eval_step` (see `GrowingNetwork.capacities_for`).
+        compact_updates: update kernels at their active input rows (scatter) rather than with
+            a masked pass over the full kernel; both give the same weights
+            (tests/test_trainer.py). False is for that comparison.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class Trainer(tf.Module):
         seed=0,
         budget=None,
         jit_compile=False,
+        compact_updates=True,
     ):
         super().__init__(name="trainer")
         self.model = model
@@ -68,6 +74,7 @@ class Trainer(tf.Module):
         self.relaxation = relaxation
         self.seed = int(seed)
         self.growing = model.growing
+        self.compact_updates = bool(compact_updates) and self.growing
         self.budget = budget
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -161,6 +168,8 @@ class Trainer(tf.Module):
                 sync_batch_norm=True,
                 capacities=capacities,
             )
+            kernel_rows = model.gather_kernel_rows(context) if self.compact_updates else []
+            tape.watch([rows.rows for rows in kernel_rows])  # read sparsely, not via variables
             logits = model.forward(images, context)
             per_example = _cross_entropy(labels, logits)
             task_loss = tf.nn.compute_average_loss(
@@ -171,13 +180,18 @@ class Trainer(tf.Module):
                 channel_sum, layer_sum = model.mask_penalty(self.temperature, epoch)
                 penalty = lambda_channel * channel_sum + lambda_layer * layer_sum
                 loss = loss + tf.nn.scale_regularization_loss(penalty)
-        gradients = tape.gradient(loss, weights + logits_vars)
+        row_ids = {id(rows.variable) for rows in kernel_rows}
+        dense = [v for v in weights if id(v) not in row_ids] + logits_vars
+        targets = dense + [rows.rows for rows in kernel_rows]
+        gradients = tape.gradient(loss, targets)
         gradients = [
-            tf.zeros(v.shape, v.dtype) if g is None else tf.convert_to_tensor(g)
-            for g, v in zip(gradients, weights + logits_vars)
+            tf.zeros_like(t) if g is None else tf.convert_to_tensor(g)
+            for g, t in zip(gradients, targets)
         ]
         replica = tf.distribute.get_replica_context()
         gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        by_id = dict(zip((id(v) for v in dense), gradients))
+        row_gradients = gradients[len(dense) :]
 
         masks_by_id = model.weight_masks(context) if self.growing else {}
         weight_masks = [masks_by_id.get(id(v)) for v in weights]
@@ -209,16 +223,27 @@ class Trainer(tf.Module):
             tf.cast(self.learning_rate(step), tf.float32),
             tf.cast(self.mask_learning_rate(step), tf.float32),
         )
-        num_weights = len(weights)
         assignments += self.weight_optimizer.step(
-            gradients[:num_weights], learning_rates[0], weight_masks
+            [by_id.get(id(v)) for v in weights], learning_rates[0], weight_masks
         )
-        assignments += self.mask_optimizer.step(gradients[num_weights:], learning_rates[1])
+        assignments += self.mask_optimizer.step(
+            [by_id[id(v)] for v in logits_vars], learning_rates[1]
+        )
+        scatters = []
+        for rows, gradient in zip(kernel_rows, row_gradients):
+            scatters += self.weight_optimizer.row_step(rows, gradient, learning_rates[0])
         # Every replica computed the same values; assign them per device in cross-replica
         # context (a mirrored slot read inside a cross-replica update would be the primary's).
-        variables = [variable for variable, _ in assignments]
-        values = [value for _, value in assignments]
-        replica.merge_call(self._assign_all, args=(variables, values))
+        replica.merge_call(
+            self._assign_all,
+            args=(
+                [variable for variable, _ in assignments],
+                [value for _, value in assignments],
+                [variable for variable, _, _ in scatters],
+                [indices for _, indices, _ in scatters],
+                [values for _, _, values in scatters],
+            ),
+        )
         metrics = _metrics(labels, logits, per_example)
         if capacities is not None and self.growing:
             # Every replica drew the same masks: divide so the host's SUM over replicas is exact.
@@ -238,9 +263,14 @@ class Trainer(tf.Module):
         return metrics
 
     @staticmethod
-    def _assign_all(strategy, variables, values):
+    def _assign_all(strategy, variables, values, scatter_variables=(), indices=(), rows=()):
+        """Assigns `values`, then writes rows in place (`MaskedMomentum.row_step`)."""
         for variable, value in zip(variables, values):
-            strategy.extended.update(_tf_variable(variable), _assign, args=(value,), group=False)
+            strategy.extended.update(tf_variable(variable), _assign, args=(value,), group=False)
+        for variable, where, value in zip(scatter_variables, indices, rows):
+            strategy.extended.update(
+                tf_variable(variable), _scatter, args=(where, value), group=False
+            )
 
     def read(self, name):
         """A scalar state variable (step, lambda_channel, train_flops, ...) as a Python number.
@@ -310,10 +340,9 @@ def _metrics(labels, logits, per_example):
     }
 
 
-def _tf_variable(variable):
-    """The tf.Variable (possibly distributed) behind a Keras variable."""
-    return variable.value if isinstance(variable, keras.Variable) else variable
-
-
 def _assign(variable, value):
     return variable.assign(tf.cast(value, variable.dtype))
+
+
+def _scatter(variable, indices, rows):
+    return variable.scatter_nd_update(indices, tf.cast(rows, variable.dtype))
