@@ -13,7 +13,7 @@ from tfgrow.train.trainer import Trainer
 STEPS_PER_EPOCH = 10
 
 
-def _trainer(network, weight_decay=0.1, budget=None):
+def _trainer(network, weight_decay=0.1, budget=None, **kwargs):
     return Trainer(
         network,
         tf.distribute.get_strategy(),
@@ -25,6 +25,7 @@ def _trainer(network, weight_decay=0.1, budget=None):
         weight_decay=weight_decay,
         seed=3,
         budget=budget or Budget(target=0.5),
+        **kwargs,
     )
 
 
@@ -172,19 +173,7 @@ def test_compact_row_updates_match_the_dense_masked_update(builder):
         rng = np.random.default_rng(1)
         for group in network.group_variables().values():
             group.logits.assign(rng.normal(0.0, 1.0, group.logits.shape).astype(np.float32))
-        trainer = Trainer(
-            network,
-            tf.distribute.get_strategy(),
-            global_batch_size=4,
-            steps_per_epoch=STEPS_PER_EPOCH,
-            learning_rate=lambda step: 0.1,
-            mask_learning_rate=lambda step: 0.1,
-            temperature=Temperature(num_epochs=3),
-            weight_decay=0.1,
-            seed=3,
-            budget=Budget(target=0.5),
-            compact_updates=compact,
-        )
+        trainer = _trainer(network, compact_updates=compact)
         for velocity in trainer.weight_optimizer.velocities:  # momentum moves what it touches
             velocity.assign(tf.ones_like(velocity))
         for _ in range(3):
