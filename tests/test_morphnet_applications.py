@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgrow.morphnet import counting, rebuild
-from tfgrow.morphnet.graph import analyze
+from tfgrow.graph import counting, slicing
+from tfgrow.graph.analysis import analyze
 from tfgrow.morphnet.regularizers import GammaRegularizer, keep_top
 
 A = keras.applications
@@ -40,7 +40,7 @@ def test_analysis_regulariser_cost_and_rebuild(architecture):
     # Half of every prunable group, best channels first; the rebuilt model runs.
     widths = np.where(graph.fixed, graph.group_sizes, np.maximum(1, graph.group_sizes // 2))
     keep = keep_top(graph, regularizer.scores_numpy(), widths)
-    rebuilt = rebuild.rebuild_with_weights(model, graph, keep)
+    rebuilt = slicing.rebuild_with_weights(model, graph, keep)
     assert counting.count_model(rebuilt)[1] == graph.cost(widths, "flops")
     outputs = rebuilt(np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32"))
     assert outputs.shape == (2, 10) and np.all(np.isfinite(outputs))

@@ -16,8 +16,8 @@ SCRIPT = textwrap.dedent(
     """
     import numpy as np
     import tensorflow as tf
-    from tests import morphnet_graphs as graphs
-    from tfgrow.morphnet.graph import analyze
+    from tests import graph_fixtures as graphs
+    from tfgrow.graph.analysis import analyze
     from tfgrow.morphnet.regularizers import GammaRegularizer
     from tfgrow.morphnet.phase import Ledger, Phase
     from tfgrow.train.strategy import make_strategy

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from tests import morphnet_graphs as graphs
+from tests import graph_fixtures as graphs
+from tfgrow.graph import counting, slicing
+from tfgrow.graph.analysis import analyze
 from tfgrow.models.keras_resnet import keras_resnet_cifar
-from tfgrow.morphnet import counting, rebuild
 from tfgrow.morphnet.expand import expand, scaled_widths
-from tfgrow.morphnet.graph import analyze
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_expanded_cost_is_the_counted_cost_of_the_built_model(resnet20):
     model, graph = resnet20
     target = 0.5 * graph.cost(graph.full_widths(), "flops")
     _, widths, cost = expand(graph, graph.full_widths(), target, "flops")
-    assert counting.count_model(rebuild.build_at_widths(model, graph, widths))[1] == cost
+    assert counting.count_model(slicing.build_at_widths(model, graph, widths))[1] == cost
 
 
 def test_wider_than_the_seed_is_possible():
@@ -56,7 +56,7 @@ def test_wider_than_the_seed_is_possible():
         graph, learned, graph.cost(graph.full_widths(), "flops"), "flops"
     )
     assert multiplier > 1 and widths[~graph.fixed].max() > 1
-    built = rebuild.build_at_widths(model, graph, widths)
+    built = slicing.build_at_widths(model, graph, widths)
     assert counting.count_model(built)[1] == graph.cost(widths, "flops")
 
 

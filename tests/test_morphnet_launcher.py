@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.test_launcher import contract_problems, launch
-from tfgrow.morphnet import counting
+from tfgrow.graph import counting
 
 RESNET_FLOPS = "configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin"
 

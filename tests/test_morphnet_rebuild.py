@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from tests import morphnet_graphs as graphs
+from tests import graph_fixtures as graphs
+from tfgrow.graph import counting, slicing
+from tfgrow.graph.analysis import analyze
 from tfgrow.models.keras_resnet import keras_resnet_cifar
 from tfgrow.models.mobilenet_v1 import mobilenet_v1
-from tfgrow.morphnet import counting, rebuild
-from tfgrow.morphnet.graph import analyze
-from tfgrow.morphnet.regularizers import GammaRegularizer
+from tfgrow.morphnet.regularizers import GammaRegularizer, structure_keep
 
 L = keras.layers
 
@@ -64,7 +64,7 @@ def test_rebuilt_model_outputs_equal_the_original_with_pruned_channels_switched_
     graph = switch_off_dead_channels(model, seed=3)
     regularizer = GammaRegularizer(model, graph, "flops", gamma_threshold=1e-2)
     keep = regularizer.keep_alive()
-    rebuilt = rebuild.rebuild_with_weights(model, graph, keep)
+    rebuilt = slicing.rebuild_with_weights(model, graph, keep)
     assert counting.count_model(rebuilt)[1] < counting.count_model(model)[1]
     assert counting.count_model(rebuilt)[1] == float(regularizer.cost())
     images = np.random.default_rng(0).normal(size=(4,) + model.input_shape[1:]).astype("float32")
@@ -81,8 +81,8 @@ def test_structure_json_rebuilds_the_model_with_those_widths(tmp_path):
     structure = graph.structure(np.where(graph.fixed, graph.group_sizes, 3))
     path = tmp_path / "structure.json"
     path.write_text(json.dumps(structure))
-    keep = rebuild.structure_keep(model, graph, json.loads(path.read_text()))
-    rebuilt = rebuild.rebuild_with_weights(model, graph, keep)
+    keep = structure_keep(model, graph, json.loads(path.read_text()))
+    rebuilt = slicing.rebuild_with_weights(model, graph, keep)
     assert analyze(rebuilt).structure(analyze(rebuilt).full_widths()) == structure
     rebuilt.save(tmp_path / "rebuilt.keras")
     loaded = keras.models.load_model(tmp_path / "rebuilt.keras")

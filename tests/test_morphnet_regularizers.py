@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import morphnet_graphs as graphs
-from tfgrow.morphnet import counting, rebuild
-from tfgrow.morphnet.graph import analyze
+from tests import graph_fixtures as graphs
+from tfgrow.graph import counting, slicing
+from tfgrow.graph.analysis import analyze
 from tfgrow.morphnet.regularizers import GammaRegularizer
 
 
@@ -113,7 +113,7 @@ def test_cost_equals_the_counted_cost_of_the_rebuilt_model(build, resource):
         if hasattr(layer, "gamma"):  # about half the channels dead
             layer.gamma.assign(layer.gamma * (rng.uniform(size=layer.gamma.shape) > 0.5))
     regularizer = regularizer_for(model, resource)
-    rebuilt = rebuild.rebuild_with_weights(model, regularizer.graph, regularizer.keep_alive())
+    rebuilt = slicing.rebuild_with_weights(model, regularizer.graph, regularizer.keep_alive())
     params, flops = counting.count_model(rebuilt)
     if resource == "flops":
         assert float(regularizer.cost()) == flops

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfgrow import cost as cost_lib
-from tfgrow.morphnet import counting
+from tfgrow.graph import counting
 
 
 class Ledger:

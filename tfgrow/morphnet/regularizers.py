@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfgrow.morphnet import graph as graph_lib
+from tfgrow.graph import analysis as graph_lib
 
 
 class GammaRegularizer:
@@ -152,3 +152,10 @@ def keep_top(graph, scores, widths):
 
 def _input_layout(graph, layer_name):
     return graph.input_layouts[layer_name]
+
+
+def structure_keep(model, graph, structure, gamma_threshold=1e-2):
+    """Channels to keep for a structure JSON: per group the `width` largest group |gamma|."""
+    widths = graph.widths_from_structure(structure)
+    regularizer = GammaRegularizer(model, graph, "flops", gamma_threshold)
+    return keep_top(graph, regularizer.scores_numpy(), widths)

@@ -23,11 +23,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfgrow.morphnet import counting
+from tfgrow.graph import analysis as graph_lib
+from tfgrow.graph import counting, slicing
 from tfgrow.morphnet import expand as expand_lib
-from tfgrow.morphnet import graph as graph_lib
 from tfgrow.morphnet import phase as phase_lib
-from tfgrow.morphnet import rebuild as rebuild_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
 
 METHODS = ("morphnet", "width_multiplier")
@@ -181,7 +180,7 @@ def run(
                 model = (
                     seed_model
                     if iteration == 0
-                    else rebuild_lib.build_at_widths(seed_model, graph, current_widths)
+                    else slicing.build_at_widths(seed_model, graph, current_widths)
                 )
                 regularizer = GammaRegularizer(
                     model, graph_lib.analyze(model), resource, settings.gamma_threshold
@@ -246,7 +245,7 @@ def run(
 
     keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
     with strategy.scope():
-        final_model = rebuild_lib.build_at_widths(seed_model, graph, current_widths)
+        final_model = slicing.build_at_widths(seed_model, graph, current_widths)
     total_steps = steps_per_epoch * epochs
     rate = (
         learning_rate

@@ -1,21 +1,20 @@
 """Rebuild an analysed model at new group widths, as a stock Keras functional model.
 
+The one weight slicer of tfgrow: MorphNet's expand and rebuild steps and (later) the export of a
+growing run all go through it.
+
 - `build_at_widths(model, graph, widths)`: the same graph from the model's config with changed
   `filters`/`units` (and Reshape targets), fresh weights; widths may exceed the original ones
   (the expand step).
 - `rebuild_with_weights(model, graph, keep)`: keeps the given channels of every group and slices
   every weight accordingly (conv kernels on both channel axes, biases, depthwise kernels, BN gamma,
   beta and moving statistics, dense rows after a Flatten).
-- `structure_keep(model, graph, structure)`: channels to keep for a structure JSON
-  `{layer_name: width}` (the largest group |gamma| first), for `rebuild_with_weights`.
 """
 
 import copy
 
 import keras
 import numpy as np
-
-from tfgrow.morphnet import regularizers as regularizers_lib
 
 L = keras.layers
 
@@ -101,10 +100,3 @@ def rebuild_with_weights(model, graph, keep, name=None):
             )
         new_layer.set_weights(sliced)
     return new_model
-
-
-def structure_keep(model, graph, structure, gamma_threshold=1e-2):
-    """Channels to keep for a structure JSON: per group the `width` largest group |gamma|."""
-    widths = graph.widths_from_structure(structure)
-    regularizer = regularizers_lib.GammaRegularizer(model, graph, "flops", gamma_threshold)
-    return regularizers_lib.keep_top(graph, regularizer.scores_numpy(), widths)

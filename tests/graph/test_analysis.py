@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from tests import morphnet_graphs as graphs
+from tests import graph_fixtures as graphs
+from tfgrow.graph.analysis import UnsupportedLayerError, analyze
 from tfgrow.models.keras_resnet import keras_resnet_cifar
 from tfgrow.models.mobilenet_v1 import mobilenet_v1
-from tfgrow.morphnet.graph import UnsupportedLayerError, analyze
 
 L = keras.layers
 
