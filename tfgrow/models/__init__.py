@@ -1,21 +1,45 @@
-"""Growable model builders: `(input_shape, num_classes, growing=...) -> GrowingNetwork`.
+"""Model builders.
 
-Plain Keras builders for MorphNet: `(input_shape, num_classes, width_multiplier=1.0) ->
-keras.Model` (`keras_resnet_cifar`, `mobilenet_v1`).
+Plain Keras builders, `(input_shape, num_classes, width_multiplier=1.0, ...) -> keras.Model` of
+stock layers (the paper's zoo; MorphNet and width-multiplier runs use them as they are):
+`vgg16_bn`, `keras_resnet_cifar`, `wide_resnet`, `resnet50`, `mobilenet_v1`, and AutoGrow's seeds
+`autogrow_basic3resnet`, `autogrow_plain3net`, `autogrow_bottleneck4resnet`, `autogrow_plain4net`
+(with `plain_blocks(model)`, their plain-block declarations).
+
+Growable builders in tfgrow's own layers, `(input_shape, num_classes, growing=...) ->
+GrowingNetwork`: `resnet_cifar`, `vgg16`, `basic3resnet`, `plain3net`.
 """
 
+from tfgrow.models.autogrow import (
+    autogrow_basic3resnet,
+    autogrow_bottleneck4resnet,
+    autogrow_plain3net,
+    autogrow_plain4net,
+    plain_blocks,
+)
+from tfgrow.models.bottleneck_resnet import resnet50
 from tfgrow.models.keras_resnet import keras_resnet_cifar
 from tfgrow.models.mobilenet_v1 import mobilenet_v1
 from tfgrow.models.network import GrowingNetwork
 from tfgrow.models.resnet_cifar import basic3resnet, plain3net, resnet_cifar
 from tfgrow.models.vgg import vgg16
+from tfgrow.models.vgg_bn import vgg16_bn
+from tfgrow.models.wide_resnet import wide_resnet
 
 __all__ = [
     "GrowingNetwork",
+    "autogrow_basic3resnet",
+    "autogrow_bottleneck4resnet",
+    "autogrow_plain3net",
+    "autogrow_plain4net",
     "basic3resnet",
     "keras_resnet_cifar",
     "mobilenet_v1",
     "plain3net",
+    "plain_blocks",
+    "resnet50",
     "resnet_cifar",
     "vgg16",
+    "vgg16_bn",
+    "wide_resnet",
 ]

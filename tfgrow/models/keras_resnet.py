@@ -1,10 +1,16 @@
-"""ResNet-20/32/56 for CIFAR-sized inputs as a plain Keras functional model (stock layers).
+"""CIFAR ResNets as plain Keras functional models, and the blocks the other ResNet builders share.
 
-Stem conv3x3 -> 3 stages of `(depth - 2) / 6` basic blocks (conv3x3-BN-ReLU-conv3x3-BN, plus the
+`keras_resnet_cifar(depth)`: ResNet-20/32/44/56/110 (He et al. 2016, CIFAR variant). Stem
+conv3x3 -> 3 stages of `(depth - 2) / 6` basic blocks (conv3x3-BN-ReLU-conv3x3-BN, plus the
 shortcut, then ReLU) at 16/32/64 channels times `width_multiplier`; the first block of stages 2
 and 3 strides by 2 with a 1x1 conv + BN projection shortcut (option B, as `resnet_cifar`) ->
-global average pool -> dense logits. MorphNet analyses, regularises and rebuilds it
-(`tfgrow.morphnet`); every add ties one stage's residual stream into one channel group.
+global average pool -> dense logits. Every add ties one stage's residual stream into one channel
+group (METHOD.md §1.1): ResNet-20 has 3 stream groups and 9 inner groups.
+
+Layer names follow `keras.applications`: block `stage{s}_block{b}` owns `_1_conv`, `_1_bn`,
+`_1_relu`, `_2_conv`, `_2_bn`, (`_shortcut_conv`, `_shortcut_bn`,) `_add` and `_out`, its
+output. Plain blocks (no shortcut, AutoGrow's PlainNets) end in the ReLU `_out` too, so a block
+always runs from the previous block's `_out` to its own.
 """
 
 import gin
@@ -13,6 +19,7 @@ import keras
 L = keras.layers
 STAGE_WIDTHS = (16, 32, 64)
 BATCH_NORM_MOMENTUM = 0.9  # short runs: moving statistics settle within ~50 steps
+BATCH_NORM_EPSILON = 1e-5
 
 
 def scaled(width, width_multiplier):
@@ -20,7 +27,13 @@ def scaled(width, width_multiplier):
     return max(1, int(round(width * width_multiplier)))
 
 
+def check_width_multiplier(width_multiplier):
+    if not width_multiplier > 0:
+        raise ValueError(f"Expected width_multiplier > 0. Received: {width_multiplier}")
+
+
 def conv_bn(x, filters, kernel_size, strides, name, relu=True):
+    """Conv (no bias, He init, "same") -> BN -> optional ReLU, named `{name}_conv|_bn|_relu`."""
     x = L.Conv2D(
         filters,
         kernel_size,
@@ -30,8 +43,76 @@ def conv_bn(x, filters, kernel_size, strides, name, relu=True):
         kernel_initializer="he_normal",
         name=name + "_conv",
     )(x)
-    x = L.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=1e-5, name=name + "_bn")(x)
+    x = L.BatchNormalization(
+        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name + "_bn"
+    )(x)
     return L.ReLU(name=name + "_relu")(x) if relu else x
+
+
+def merge_branch(x, branch, output_channels, strides, name, residual):
+    """The end of a block: `relu(shortcut(x) + branch)` (residual) or `relu(branch)` (plain).
+
+    The shortcut is the identity when the block keeps its shape, else a 1x1 conv + BN with the
+    block's stride (projection, option B). The final ReLU is named `{name}_out`.
+    """
+    if residual:
+        shortcut = x
+        if strides != 1 or x.shape[-1] != output_channels:
+            shortcut = conv_bn(x, output_channels, 1, strides, name + "_shortcut", relu=False)
+        branch = L.Add(name=name + "_add")([shortcut, branch])
+    return L.ReLU(name=name + "_out")(branch)
+
+
+def basic_block(x, filters, strides, name, residual=True):
+    """conv3x3-BN-ReLU-conv3x3-BN, then the shortcut (residual) and ReLU; `filters` out."""
+    y = conv_bn(x, filters, 3, strides, name + "_1")
+    y = conv_bn(y, filters, 3, 1, name + "_2", relu=False)
+    return merge_branch(x, y, filters, strides, name, residual)
+
+
+def stages(x, widths, blocks_per_stage, block, residual):
+    """Stages of `block`s; the first block of every stage but the first strides by 2.
+
+    Args:
+        x: the stem's output.
+        widths: the (scaled) width argument of `block` per stage.
+        blocks_per_stage: one count per stage, or one int for all stages.
+        block: `basic_block` or another function `(x, width, strides, name, residual) -> y`.
+        residual: shortcuts (ResNets) or none (plain nets).
+
+    Returns:
+        The last block's output.
+    """
+    if isinstance(blocks_per_stage, int):
+        blocks_per_stage = (blocks_per_stage,) * len(widths)
+    if len(blocks_per_stage) != len(widths) or min(blocks_per_stage) < 1:
+        raise ValueError(
+            f"Expected one block count >= 1 per stage ({len(widths)} stages). Received: "
+            f"blocks_per_stage={blocks_per_stage}"
+        )
+    for stage, (width, num_blocks) in enumerate(zip(widths, blocks_per_stage), start=1):
+        for index in range(1, num_blocks + 1):
+            strides = 2 if stage > 1 and index == 1 else 1
+            x = block(x, width, strides, f"stage{stage}_block{index}", residual)
+    return x
+
+
+def classifier(x, num_classes):
+    """Global average pool ("pool") -> dense logits ("logits")."""
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    return L.Dense(num_classes, name="logits")(x)
+
+
+def cifar_basic_network(
+    input_shape, num_classes, width_multiplier, blocks_per_stage, residual, name
+):
+    """Stem conv3x3 (16) -> 3 stages of basic blocks at 16/32/64 -> pool -> logits."""
+    check_width_multiplier(width_multiplier)
+    inputs = keras.Input(input_shape, name="images")
+    x = conv_bn(inputs, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem")
+    widths = [scaled(width, width_multiplier) for width in STAGE_WIDTHS]
+    x = stages(x, widths, blocks_per_stage, basic_block, residual)
+    return keras.Model(inputs, classifier(x, num_classes), name=name)
 
 
 @gin.configurable(module="tfgrow.models")
@@ -39,33 +120,17 @@ def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20)
     """CIFAR ResNet (He et al. 2016) as a stock Keras functional model.
 
     Args:
-        input_shape: (H, W, C), e.g. (28, 28, 1) or (32, 32, 3).
+        input_shape: (H, W, C), e.g. (28, 28, 1) or (32, 32, 3); any size.
         num_classes: number of logits.
         width_multiplier: scales the 16/32/64 stage widths.
-        depth: 6n + 2 (20, 32, 44, 56, 110).
+        depth: 6n + 2 (20, 32, 44, 56, 110): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M parameters.
 
     Returns:
         A `keras.Model` named "resnet{depth}" that outputs logits.
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"Expected depth = 6n + 2 (20, 32, 56, ...). Received: depth={depth}")
-    if not width_multiplier > 0:
-        raise ValueError(f"Expected width_multiplier > 0. Received: {width_multiplier}")
     blocks_per_stage = (depth - 2) // 6
-    inputs = keras.Input(input_shape, name="images")
-    x = conv_bn(inputs, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem")
-    for stage, width in enumerate(STAGE_WIDTHS, start=1):
-        filters = scaled(width, width_multiplier)
-        for block in range(1, blocks_per_stage + 1):
-            name = f"stage{stage}_block{block}"
-            strides = 2 if stage > 1 and block == 1 else 1
-            shortcut = x
-            if strides != 1:
-                shortcut = conv_bn(x, filters, 1, strides, name + "_shortcut", relu=False)
-            y = conv_bn(x, filters, 3, strides, name + "_1")
-            y = conv_bn(y, filters, 3, 1, name + "_2", relu=False)
-            x = L.Add(name=name + "_add")([shortcut, y])
-            x = L.ReLU(name=name + "_out")(x)
-    x = L.GlobalAveragePooling2D(name="pool")(x)
-    outputs = L.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}")
+    return cifar_basic_network(
+        input_shape, num_classes, width_multiplier, blocks_per_stage, True, f"resnet{depth}"
+    )

@@ -12,27 +12,7 @@ from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
 from tfgrow.models.network import GrowingNetwork
-
-VGG16_PLAN = (
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    "M",
-)
+from tfgrow.models.vgg_bn import VGG16_PLAN
 
 
 @gin.configurable(module="tfgrow.models")

@@ -1,0 +1,178 @@
+"""AutoGrow's seed families (Wen et al. 2020) as plain Keras functional models of maximal depth.
+
+Layer growing starts from one block per stage and grows up to `max_blocks_per_stage` (METHOD.md
+§1.1, §1.5); these builders return the maximal network, every stage at full depth:
+
+- `autogrow_basic3resnet`: 3 CIFAR stages (16/32/64) of basic residual blocks, i.e. ResNet-(6n+2)
+  for n = `max_blocks_per_stage` (`keras_resnet_cifar`'s network).
+- `autogrow_plain3net`: the same without shortcuts, the growable `plain3net`'s network.
+- `autogrow_bottleneck4resnet`: 4 ImageNet stages (64..512, x4 out) of bottleneck residual blocks
+  after the ImageNet stem (`resnet50`'s network with n blocks per stage).
+- `autogrow_plain4net`: 4 ImageNet stages of basic blocks without shortcuts (`block=
+  "bottleneck"` removes the shortcuts of Bottleneck4ResNet instead).
+
+Residual blocks are found from the graph (an `Add` of x and a branch computed from x); plain
+blocks (`m F(x) + (1 - m) x`) cannot be, so `plain_blocks(model)` declares them as
+`(input_layer_name, output_layer_name)` pairs: every block of a stage but the first, from the
+previous block's `_out` to its own. The first block of a stage (strided or projecting) has no
+layer mask (METHOD.md §1.1).
+"""
+
+import re
+
+import gin
+import keras
+
+from tfgrow.models.bottleneck_resnet import bottleneck_block, imagenet_network
+from tfgrow.models.keras_resnet import basic_block, cifar_basic_network
+
+BLOCK_OUTPUT = re.compile(r"stage(\d+)_block(\d+)_out")
+FOUR_STAGE_BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+
+
+def _check_blocks(max_blocks_per_stage):
+    if int(max_blocks_per_stage) != max_blocks_per_stage or max_blocks_per_stage < 1:
+        raise ValueError(
+            f"Expected max_blocks_per_stage to be an int >= 1. Received: {max_blocks_per_stage}"
+        )
+
+
+@gin.configurable(module="tfgrow.models")
+def autogrow_basic3resnet(input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6):
+    """AutoGrow's Basic3ResNet at maximal depth: 3 stages of basic residual blocks.
+
+    Args:
+        input_shape: (H, W, C); any size.
+        num_classes: number of logits.
+        width_multiplier: scales the 16/32/64 stage widths.
+        max_blocks_per_stage: blocks of every stage (the depth growing may reach).
+
+    Returns:
+        A `keras.Model` named "basic3resnet" that outputs logits.
+    """
+    _check_blocks(max_blocks_per_stage)
+    return cifar_basic_network(
+        input_shape, num_classes, width_multiplier, max_blocks_per_stage, True, "basic3resnet"
+    )
+
+
+@gin.configurable(module="tfgrow.models")
+def autogrow_plain3net(input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6):
+    """AutoGrow's Plain3Net at maximal depth: Basic3ResNet without shortcuts.
+
+    Args:
+        input_shape: (H, W, C); any size.
+        num_classes: number of logits.
+        width_multiplier: scales the 16/32/64 stage widths.
+        max_blocks_per_stage: blocks of every stage; `plain_blocks` declares all but the first.
+
+    Returns:
+        A `keras.Model` named "plain3net" that outputs logits.
+    """
+    _check_blocks(max_blocks_per_stage)
+    return cifar_basic_network(
+        input_shape, num_classes, width_multiplier, max_blocks_per_stage, False, "plain3net"
+    )
+
+
+@gin.configurable(module="tfgrow.models")
+def autogrow_bottleneck4resnet(
+    input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6
+):
+    """AutoGrow's Bottleneck4ResNet at maximal depth: 4 stages of bottleneck residual blocks.
+
+    Args:
+        input_shape: (H, W, C), e.g. (224, 224, 3); any size.
+        num_classes: number of logits.
+        width_multiplier: scales every width (stem 64, stages 64..512 and their 4x outputs).
+        max_blocks_per_stage: blocks of every stage.
+
+    Returns:
+        A `keras.Model` named "bottleneck4resnet" that outputs logits.
+    """
+    _check_blocks(max_blocks_per_stage)
+    return imagenet_network(
+        input_shape,
+        num_classes,
+        width_multiplier,
+        max_blocks_per_stage,
+        bottleneck_block,
+        residual=True,
+        name="bottleneck4resnet",
+    )
+
+
+@gin.configurable(module="tfgrow.models")
+def autogrow_plain4net(
+    input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6, block="basic"
+):
+    """AutoGrow's Plain4Net at maximal depth: 4 ImageNet stages of blocks without shortcuts.
+
+    Args:
+        input_shape: (H, W, C), e.g. (224, 224, 3); any size.
+        num_classes: number of logits.
+        width_multiplier: scales every width.
+        max_blocks_per_stage: blocks of every stage; `plain_blocks` declares all but the first.
+        block: "basic" (two conv3x3, as Plain3Net's blocks) or "bottleneck".
+
+    Returns:
+        A `keras.Model` named "plain4net" that outputs logits.
+    """
+    _check_blocks(max_blocks_per_stage)
+    if block not in FOUR_STAGE_BLOCKS:
+        raise ValueError(f"Expected block in {sorted(FOUR_STAGE_BLOCKS)}. Received: {block!r}")
+    return imagenet_network(
+        input_shape,
+        num_classes,
+        width_multiplier,
+        max_blocks_per_stage,
+        FOUR_STAGE_BLOCKS[block],
+        residual=False,
+        name="plain4net",
+    )
+
+
+def plain_blocks(model):
+    """The plain blocks of a Plain3Net/Plain4Net as `(input_layer_name, output_layer_name)` pairs.
+
+    Block b > 1 of stage s runs from `stage{s}_block{b-1}_out` to `stage{s}_block{b}_out`; both
+    tensors have the same shape. The first block of a stage is left out (it has no layer mask).
+
+    Args:
+        model: a model built by `autogrow_plain3net` or `autogrow_plain4net` (or any model that
+            follows their naming).
+
+    Returns:
+        A list of name pairs, stage by stage, block by block.
+
+    Raises:
+        ValueError: if the model has no `stage{s}_block{b}_out` layers, or its blocks have
+            shortcuts (residual blocks are found from the graph, not declared).
+    """
+    outputs = {}
+    for layer in model.layers:
+        match = BLOCK_OUTPUT.fullmatch(layer.name)
+        if match:
+            outputs[int(match[1]), int(match[2])] = layer
+        if isinstance(layer, keras.layers.Add) and layer.name.startswith("stage"):
+            raise ValueError(
+                f"Expected a plain net (blocks without shortcuts). Received: {model.name!r} with "
+                f"residual add {layer.name!r}; residual blocks are found from the graph"
+            )
+    if not outputs:
+        raise ValueError(
+            f"Expected layers named stage{{s}}_block{{b}}_out (autogrow_plain3net, "
+            f"autogrow_plain4net). Received: {model.name!r} has none"
+        )
+    pairs = []
+    for stage, index in sorted(outputs):
+        if index == 1:
+            continue
+        first, last = outputs.get((stage, index - 1)), outputs[stage, index]
+        if first is None or first.output.shape != last.output.shape:
+            raise ValueError(
+                f"Expected block {index - 1} of stage {stage} before block {index}, with the same "
+                f"output shape. Received: {first and first.output.shape} vs {last.output.shape}"
+            )
+        pairs.append((first.name, last.name))
+    return pairs
