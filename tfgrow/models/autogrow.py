@@ -30,83 +30,68 @@ BLOCK_OUTPUT = re.compile(r"stage(\d+)_block(\d+)_out")
 FOUR_STAGE_BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
 
 
-def _check_blocks(max_blocks_per_stage):
-    if int(max_blocks_per_stage) != max_blocks_per_stage or max_blocks_per_stage < 1:
-        raise ValueError(
-            f"Expected max_blocks_per_stage to be an int >= 1. Received: {max_blocks_per_stage}"
+def _network(name, num_stages, block, residual, input_shape, num_classes, width_multiplier, blocks):
+    if int(blocks) != blocks or blocks < 1:
+        raise ValueError(f"Expected max_blocks_per_stage to be an int >= 1. Received: {blocks}")
+    if num_stages == 3:
+        return cifar_basic_network(
+            input_shape, num_classes, width_multiplier, blocks, residual, name
+        )
+    return imagenet_network(
+        input_shape, num_classes, width_multiplier, blocks, FOUR_STAGE_BLOCKS[block], residual, name
+    )
+
+
+def _seed(name, num_stages, block, residual, description):
+    """A gin-configurable builder `autogrow_{name}` of one seed family."""
+
+    def build(input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6):
+        return _network(
+            name,
+            num_stages,
+            block,
+            residual,
+            input_shape,
+            num_classes,
+            width_multiplier,
+            max_blocks_per_stage,
         )
 
-
-@gin.configurable(module="tfgrow.models")
-def autogrow_basic3resnet(input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6):
-    """AutoGrow's Basic3ResNet at maximal depth: 3 stages of basic residual blocks.
+    build.__name__ = build.__qualname__ = f"autogrow_{name}"
+    build.__doc__ = f"""AutoGrow's {description}, at maximal depth.
 
     Args:
         input_shape: (H, W, C); any size.
         num_classes: number of logits.
-        width_multiplier: scales the 16/32/64 stage widths.
-        max_blocks_per_stage: blocks of every stage (the depth growing may reach).
+        width_multiplier: scales every width.
+        max_blocks_per_stage: blocks of every stage (the depth layer growing may reach).
 
     Returns:
-        A `keras.Model` named "basic3resnet" that outputs logits.
+        A `keras.Model` named "{name}" that outputs logits.
     """
-    _check_blocks(max_blocks_per_stage)
-    return cifar_basic_network(
-        input_shape, num_classes, width_multiplier, max_blocks_per_stage, True, "basic3resnet"
-    )
+    return gin.configurable(build.__name__, module="tfgrow.models")(build)
 
 
-@gin.configurable(module="tfgrow.models")
-def autogrow_plain3net(input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6):
-    """AutoGrow's Plain3Net at maximal depth: Basic3ResNet without shortcuts.
-
-    Args:
-        input_shape: (H, W, C); any size.
-        num_classes: number of logits.
-        width_multiplier: scales the 16/32/64 stage widths.
-        max_blocks_per_stage: blocks of every stage; `plain_blocks` declares all but the first.
-
-    Returns:
-        A `keras.Model` named "plain3net" that outputs logits.
-    """
-    _check_blocks(max_blocks_per_stage)
-    return cifar_basic_network(
-        input_shape, num_classes, width_multiplier, max_blocks_per_stage, False, "plain3net"
-    )
-
-
-@gin.configurable(module="tfgrow.models")
-def autogrow_bottleneck4resnet(
-    input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6
-):
-    """AutoGrow's Bottleneck4ResNet at maximal depth: 4 stages of bottleneck residual blocks.
-
-    Args:
-        input_shape: (H, W, C), e.g. (224, 224, 3); any size.
-        num_classes: number of logits.
-        width_multiplier: scales every width (stem 64, stages 64..512 and their 4x outputs).
-        max_blocks_per_stage: blocks of every stage.
-
-    Returns:
-        A `keras.Model` named "bottleneck4resnet" that outputs logits.
-    """
-    _check_blocks(max_blocks_per_stage)
-    return imagenet_network(
-        input_shape,
-        num_classes,
-        width_multiplier,
-        max_blocks_per_stage,
-        bottleneck_block,
-        residual=True,
-        name="bottleneck4resnet",
-    )
+autogrow_basic3resnet = _seed(
+    "basic3resnet", 3, "basic", True, "Basic3ResNet: 3 stages (16/32/64) of basic residual blocks"
+)
+autogrow_plain3net = _seed(
+    "plain3net", 3, "basic", False, "Plain3Net: Basic3ResNet without shortcuts"
+)
+autogrow_bottleneck4resnet = _seed(
+    "bottleneck4resnet",
+    4,
+    "bottleneck",
+    True,
+    "Bottleneck4ResNet: ImageNet stem, 4 stages (64..512, x4 out) of bottleneck residual blocks",
+)
 
 
 @gin.configurable(module="tfgrow.models")
 def autogrow_plain4net(
     input_shape, num_classes, width_multiplier=1.0, max_blocks_per_stage=6, block="basic"
 ):
-    """AutoGrow's Plain4Net at maximal depth: 4 ImageNet stages of blocks without shortcuts.
+    """AutoGrow's Plain4Net: ImageNet stem, 4 stages of blocks without shortcuts, at maximal depth.
 
     Args:
         input_shape: (H, W, C), e.g. (224, 224, 3); any size.
@@ -118,17 +103,17 @@ def autogrow_plain4net(
     Returns:
         A `keras.Model` named "plain4net" that outputs logits.
     """
-    _check_blocks(max_blocks_per_stage)
     if block not in FOUR_STAGE_BLOCKS:
         raise ValueError(f"Expected block in {sorted(FOUR_STAGE_BLOCKS)}. Received: {block!r}")
-    return imagenet_network(
+    return _network(
+        "plain4net",
+        4,
+        block,
+        False,
         input_shape,
         num_classes,
         width_multiplier,
         max_blocks_per_stage,
-        FOUR_STAGE_BLOCKS[block],
-        residual=False,
-        name="plain4net",
     )
 
 

@@ -32,21 +32,31 @@ def check_width_multiplier(width_multiplier):
         raise ValueError(f"Expected width_multiplier > 0. Received: {width_multiplier}")
 
 
-def conv_bn(x, filters, kernel_size, strides, name, relu=True):
-    """Conv (no bias, He init, "same") -> BN -> optional ReLU, named `{name}_conv|_bn|_relu`."""
-    x = L.Conv2D(
+def conv(filters, kernel_size, strides, name):
+    """A Conv2D layer without bias, He-initialised, "same" padding."""
+    return L.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="same",
         use_bias=False,
         kernel_initializer="he_normal",
-        name=name + "_conv",
-    )(x)
+        name=name,
+    )
+
+
+def batch_norm_relu(x, name, relu=True):
+    """BN named `{name}_bn`, then (optionally) ReLU named `{name}_relu`."""
     x = L.BatchNormalization(
         momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name + "_bn"
     )(x)
     return L.ReLU(name=name + "_relu")(x) if relu else x
+
+
+def conv_bn(x, filters, kernel_size, strides, name, relu=True):
+    """Conv -> BN -> optional ReLU, named `{name}_conv|_bn|_relu`."""
+    x = conv(filters, kernel_size, strides, name + "_conv")(x)
+    return batch_norm_relu(x, name, relu)
 
 
 def merge_branch(x, branch, output_channels, strides, name, residual):

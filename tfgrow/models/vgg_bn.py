@@ -11,12 +11,7 @@ Layer names follow `keras.applications.VGG16`: `block{b}_conv{i}` (with `_bn`, `
 import gin
 import keras
 
-from tfgrow.models.keras_resnet import (
-    BATCH_NORM_EPSILON,
-    BATCH_NORM_MOMENTUM,
-    check_width_multiplier,
-    scaled,
-)
+from tfgrow.models.keras_resnet import batch_norm_relu, check_width_multiplier, conv, scaled
 
 L = keras.layers
 # Conv widths, "M" for 2x2 max pooling (shared with the growable `vgg16`).
@@ -40,13 +35,6 @@ VGG16_PLAN = (
     512,
     "M",
 )
-
-
-def _batch_norm_relu(x, name):
-    x = L.BatchNormalization(
-        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name + "_bn"
-    )(x)
-    return L.ReLU(name=name + "_relu")(x)
 
 
 @gin.configurable(module="tfgrow.models")
@@ -74,19 +62,12 @@ def vgg16_bn(input_shape, num_classes, width_multiplier=1.0, plan=VGG16_PLAN, hi
             continue
         index += 1
         name = f"block{block}_conv{index}"
-        x = L.Conv2D(
-            scaled(entry, width_multiplier),
-            3,
-            padding="same",
-            use_bias=False,
-            kernel_initializer="he_normal",
-            name=name,
-        )(x)
-        x = _batch_norm_relu(x, name)
+        x = conv(scaled(entry, width_multiplier), 3, 1, name)(x)
+        x = batch_norm_relu(x, name)
     x = L.GlobalAveragePooling2D(name="pool")(x)
     if hidden_units:
         units = scaled(hidden_units, width_multiplier)
         x = L.Dense(units, use_bias=False, kernel_initializer="he_normal", name="fc1")(x)
-        x = _batch_norm_relu(x, "fc1")
+        x = batch_norm_relu(x, "fc1")
     outputs = L.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="vgg16_bn")

@@ -15,10 +15,10 @@ import gin
 import keras
 
 from tfgrow.models.keras_resnet import (
-    BATCH_NORM_EPSILON,
-    BATCH_NORM_MOMENTUM,
+    batch_norm_relu,
     check_width_multiplier,
     classifier,
+    conv,
     scaled,
 )
 
@@ -26,35 +26,16 @@ L = keras.layers
 STAGE_WIDTHS = (16, 32, 64)
 
 
-def _batch_norm_relu(x, name):
-    x = L.BatchNormalization(
-        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name + "_bn"
-    )(x)
-    return L.ReLU(name=name + "_relu")(x)
-
-
-def _conv(filters, kernel_size, strides, name):
-    return L.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=name,
-    )
-
-
 def wide_block(x, filters, strides, dropout_rate, name):
     """One pre-activation basic block; a projection shortcut when the shape changes."""
-    activated = _batch_norm_relu(x, name + "_1")
+    activated = batch_norm_relu(x, name + "_1")
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(filters, 1, strides, name + "_shortcut_conv")(activated)
-    y = _conv(filters, 3, strides, name + "_1_conv")(activated)
+        shortcut = conv(filters, 1, strides, name + "_shortcut_conv")(activated)
+    y = conv(filters, 3, strides, name + "_1_conv")(activated)
     y = L.Dropout(dropout_rate, name=name + "_dropout")(y)
-    y = _batch_norm_relu(y, name + "_2")
-    y = _conv(filters, 3, 1, name + "_2_conv")(y)
+    y = batch_norm_relu(y, name + "_2")
+    y = conv(filters, 3, 1, name + "_2_conv")(y)
     return L.Add(name=name + "_add")([shortcut, y])
 
 
@@ -82,11 +63,11 @@ def wide_resnet(
     check_width_multiplier(width_multiplier)
     blocks_per_stage = (depth - 4) // 6
     inputs = keras.Input(input_shape, name="images")
-    x = _conv(scaled(16, width_multiplier), 3, 1, "stem_conv")(inputs)
+    x = conv(scaled(16, width_multiplier), 3, 1, "stem_conv")(inputs)
     for stage, width in enumerate(STAGE_WIDTHS, start=1):
         filters = scaled(width * widen_factor, width_multiplier)
         for index in range(1, blocks_per_stage + 1):
             strides = 2 if stage > 1 and index == 1 else 1
             x = wide_block(x, filters, strides, dropout_rate, f"stage{stage}_block{index}")
-    x = _batch_norm_relu(x, "final")
+    x = batch_norm_relu(x, "final")
     return keras.Model(inputs, classifier(x, num_classes), name=f"wrn{depth}_{widen_factor}")
