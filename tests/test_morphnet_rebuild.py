@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests import graph_fixtures as graphs
+from tfgrow import models
 from tfgrow.graph import counting, slicing
 from tfgrow.graph.analysis import analyze
 from tfgrow.models.keras_resnet import keras_resnet_cifar
@@ -56,8 +57,22 @@ def sepconv_concat_flatten():
         lambda: mobilenet_v1((16, 16, 3), 10, width_multiplier=0.125),
         graphs.concat,
         sepconv_concat_flatten,
+        # The zoo's other graph shapes: pre-activation, bottlenecks, no residual ties.
+        lambda: models.wide_resnet((16, 16, 3), 10, depth=10, widen_factor=1),
+        lambda: models.resnet50((16, 16, 3), 10, width_multiplier=0.0625),
+        lambda: models.vgg16_bn((16, 16, 3), 10, width_multiplier=0.0625),
+        lambda: models.autogrow_plain4net((16, 16, 3), 10, 0.0625, 2),
     ],
-    ids=["resnet20", "mobilenet_v1", "concat", "sepconv_concat_flatten"],
+    ids=[
+        "resnet20",
+        "mobilenet_v1",
+        "concat",
+        "sepconv_concat_flatten",
+        "wrn10_1",
+        "resnet50",
+        "vgg16_bn",
+        "plain4net",
+    ],
 )
 def test_rebuilt_model_outputs_equal_the_original_with_pruned_channels_switched_off(build):
     model = build()
