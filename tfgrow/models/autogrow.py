@@ -117,11 +117,13 @@ def autogrow_plain4net(
     )
 
 
+@gin.configurable(module="tfgrow.models")
 def plain_blocks(model):
     """The plain blocks of a Plain3Net/Plain4Net as `(input_layer_name, output_layer_name)` pairs.
 
     Block b > 1 of stage s runs from `stage{s}_block{b-1}_out` to `stage{s}_block{b}_out`; both
     tensors have the same shape. The first block of a stage is left out (it has no layer mask).
+    Gin configs name it `@tfgrow.models.plain_blocks` (the function, called on the built model).
 
     Args:
         model: a model built by `autogrow_plain3net` or `autogrow_plain4net` (or any model that
