@@ -64,7 +64,7 @@ def collect(ds):
 
 
 def to_uint8(images, name):
-    mean, std = datasets._MEAN_STD[name]
+    mean, std = datasets.DATASETS[name].mean, datasets.DATASETS[name].std
     return np.round((images * np.array(std) + np.array(mean)) * 255).astype(np.uint8)
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfgrow.data import crops as crops_lib
+
 FASHION_MNIST_DIR_ENV = "TFGROW_FASHION_MNIST_DIR"
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 IMAGES_MAGIC = 2051
@@ -29,62 +31,136 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """Static description of an image-classification dataset.
+    """Static description of an image-classification dataset as the model sees it.
 
     Args:
-        input_shape: Image shape as `(height, width, channels)`.
+        input_shape: Model input shape `(height, width, channels)`: the images' own shape, or
+            `ImageCrops.image_size` squared for datasets whose images vary in size.
         num_classes: Number of label classes.
-        num_train: Number of examples in the `"train"` split.
-        num_test: Number of examples in the `"test"` split.
+        num_train: Number of examples in the training split.
+        num_eval: Number of examples in the evaluation split (`eval_split(name)`).
     """
 
     input_shape: tuple
     num_classes: int
     num_train: int
-    num_test: int
+    num_eval: int
 
 
-_KNOWN_INFO = {
-    "fashion_mnist": DatasetInfo((28, 28, 1), 10, 60000, 10000),
-    "mnist": DatasetInfo((28, 28, 1), 10, 60000, 10000),
-    "cifar10": DatasetInfo((32, 32, 3), 10, 50000, 10000),
-    "cifar100": DatasetInfo((32, 32, 3), 100, 50000, 10000),
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What tfgrow knows about one dataset (one row of `DATASETS`).
+
+    Args:
+        image_shape: `(height, width, channels)`; height and width are None when the images
+            vary in size (they are cropped to `ImageCrops.image_size`).
+        num_classes: Number of label classes.
+        num_train, num_eval: Examples in the training and evaluation splits (None: unknown).
+        mean, std: Per-channel statistics of the training images scaled to [0, 1].
+        flip: Whether classes are invariant under horizontal mirroring (digits are not).
+        train_split, eval_split: tfds split names.
+        manual_download: Files tfds cannot download itself, to be placed in its manual dir.
+    """
+
+    image_shape: tuple
+    num_classes: int
+    num_train: int | None = None
+    num_eval: int | None = None
+    mean: tuple = (0.5,)
+    std: tuple = (0.5,)
+    flip: bool = False
+    train_split: str = "train"
+    eval_split: str = "test"
+    manual_download: str = ""
+
+    @property
+    def variable_size(self):
+        return None in self.image_shape[:2]
+
+
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The one table of per-dataset facts; other tfds names are described from their tfds info.
+DATASETS = {
+    "fashion_mnist": DatasetSpec((28, 28, 1), 10, 60000, 10000, (0.2860,), (0.3530,), True),
+    "mnist": DatasetSpec((28, 28, 1), 10, 60000, 10000, (0.1307,), (0.3081,)),
+    "cifar10": DatasetSpec(
+        (32, 32, 3), 10, 50000, 10000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True
+    ),
+    "cifar100": DatasetSpec(
+        (32, 32, 3), 100, 50000, 10000, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True
+    ),
+    "imagenet2012": DatasetSpec(
+        (None, None, 3),
+        1000,
+        1281167,
+        50000,
+        *IMAGENET_MEAN_STD,
+        flip=True,
+        eval_split="validation",
+        manual_download=(
+            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (register at "
+            "https://image-net.org/download-images to get them)"
+        ),
+    ),
 }
-# Per-channel (mean, std) of the training images scaled to [0, 1].
-_MEAN_STD = {
-    "fashion_mnist": ((0.2860,), (0.3530,)),
-    "mnist": ((0.1307,), (0.3081,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}
-# Datasets whose classes are invariant under horizontal mirroring (digits are not).
-_FLIP = frozenset({"fashion_mnist", "cifar10", "cifar100"})
 
 
-def dataset_info(name, data_dir=None):
+def dataset_spec(name, data_dir=None):
+    """Returns the `DatasetSpec` of a dataset: its row of `DATASETS`, else from its tfds info.
+
+    Args:
+        name: Dataset name, e.g. `"fashion_mnist"`, `"imagenet2012"` or any tfds name.
+        data_dir: tfds data directory, only read for names not in `DATASETS`.
+    """
+    if name in DATASETS:
+        return DATASETS[name]
+    builder = _builder(name, data_dir)
+    info = builder.info
+    if not info.supervised_keys:
+        raise ValueError(
+            f"Expected a tfds dataset with (image, label) supervised keys. Received: {name!r} "
+            "has none."
+        )
+    image, label = (info.features[key] for key in info.supervised_keys)
+    if len(image.shape) != 3 or image.shape[-1] is None:
+        raise ValueError(f"Expected images of shape (H, W, C). Received: {image.shape}")
+    splits = info.splits
+    manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+    return DatasetSpec(
+        tuple(image.shape),
+        label.num_classes,
+        splits["train"].num_examples if "train" in splits else None,
+        splits["test"].num_examples if "test" in splits else None,
+        manual_download="the files of its MANUAL_DOWNLOAD_INSTRUCTIONS" if manual else "",
+    )
+
+
+def eval_split(name):
+    """The tfds split a run evaluates on: `"test"`, or `"validation"` for `imagenet2012`."""
+    return DATASETS[name].eval_split if name in DATASETS else DatasetSpec.eval_split
+
+
+def dataset_info(name, data_dir=None, crops=None):
     """Returns the static `DatasetInfo` of a dataset.
 
     Args:
-        name: Dataset name, e.g. `"fashion_mnist"` or any tfds name.
+        name: Dataset name, e.g. `"fashion_mnist"`, `"imagenet2012"` or any tfds name.
         data_dir: tfds data directory, only used for names not known here.
+        crops: `ImageCrops` of datasets whose images vary in size; None: the gin-configured
+            `tfgrow.data.ImageCrops()`.
 
     Returns:
         A `DatasetInfo`.
     """
-    if name in _KNOWN_INFO:
-        return _KNOWN_INFO[name]
-    try:
-        info = tfds.builder(name, data_dir=data_dir).info
-    except tfds.core.DatasetNotFoundError as e:
-        raise DatasetNotFoundError(_not_found_message(name, "train", data_dir, (), e)) from e
-    splits = info.splits
-    if not info.supervised_keys or "train" not in splits or "test" not in splits:
-        raise DatasetNotFoundError(_not_found_message(name, "train/test", data_dir, ()))
-    image, label = (info.features[key] for key in info.supervised_keys)
-    if len(image.shape) != 3 or None in image.shape:
-        raise ValueError(f"Expected images of fixed (H, W, C) shape. Received: {image.shape}")
-    sizes = splits["train"].num_examples, splits["test"].num_examples
-    return DatasetInfo(tuple(image.shape), label.num_classes, *sizes)
+    spec = dataset_spec(name, data_dir)
+    if spec.num_train is None or spec.num_eval is None:
+        splits = f"{spec.train_split}/{spec.eval_split}"
+        raise DatasetNotFoundError(_not_found_message(name, splits, data_dir, (), spec=spec))
+    shape = spec.image_shape
+    if spec.variable_size:
+        size = (crops or crops_lib.ImageCrops()).image_size
+        shape = (size, size, shape[-1])
+    return DatasetInfo(tuple(shape), spec.num_classes, spec.num_train, spec.num_eval)
 
 
 def read_idx(path, expected_magic=None):
@@ -173,6 +249,11 @@ def load_arrays(name, split, data_dir=None):
         images, labels = read_fashion_mnist(match.group(1))
         rows = slice(*(_slice_bound(b, len(labels)) for b in match.group(2, 3)))
         return images[rows], labels[rows]
+    if dataset_spec(name, data_dir).variable_size:
+        raise ValueError(
+            f"Expected a dataset of fixed-size images. Received: {name!r}, whose images vary in "
+            "size; stream it with load_dataset, which crops them to ImageCrops.image_size."
+        )
     batches = list(tfds.as_numpy(_tfds_load(name, split, data_dir).batch(4096)))
     if not batches:
         raise ValueError(f"Expected a non-empty split. Received: {name!r} split={split!r}")
@@ -191,22 +272,30 @@ def load_dataset(
     max_examples=None,
     drop_remainder=None,
     repeat=False,
+    crops=None,
 ):
     """Builds a batched `tf.data` pipeline of normalised images and labels.
 
+    Order: shuffle (seeded, reshuffled each epoch), augment, batch, normalise, prefetch; the maps
+    run in parallel (AUTOTUNE) and keep the order, so equal seeds give equal pipelines.
+
     Args:
-        name: Dataset name, e.g. `"fashion_mnist"`, `"cifar10"` or any prepared tfds name.
-        split: `"train"` or `"test"`, optionally sliced as in tfds, e.g. `"train[:10%]"`.
+        name: Dataset name, e.g. `"fashion_mnist"`, `"cifar10"`, `"imagenet2012"` or any
+            prepared tfds name.
+        split: A tfds split, e.g. `"train"`, `eval_split(name)`, or sliced as `"train[:10%]"`.
         batch_size: Positive batch size.
-        data_dir: tfds data directory (default: tfds' own default).
-        augment: Random pad-4-and-crop plus, except for digits, horizontal flips.
-            Defaults to `True` for the train split.
+        data_dir: tfds data directory, may be `gs://...` (default: tfds' own default).
+        augment: Fixed-size images: random pad-4-and-crop. Images of varying size:
+            random-resized crops (else central crops, `tfgrow.data.crops`). Both flip
+            horizontally unless the classes are digits. Defaults to `True` for the train split.
         shuffle: Reshuffle the examples every epoch. Defaults to `True` for the train split.
         seed: Seed of the shuffle and the (stateless) augmentation; equal seeds give equal
             pipelines.
         max_examples: If set, keep only the first `max_examples` examples (before shuffling).
         drop_remainder: Drop the last partial batch. Defaults to `True` for the train split.
         repeat: Repeat indefinitely.
+        crops: `ImageCrops` of datasets whose images vary in size; None: the gin-configured
+            `tfgrow.data.ImageCrops()`.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` with `float32` images `(B, H, W, C)`
@@ -216,18 +305,21 @@ def load_dataset(
         raise ValueError(f"Expected a positive integer batch_size. Received: {batch_size!r}")
     if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"Expected max_examples None or >= 1. Received: {max_examples!r}")
-    is_train = split.split("[")[0].strip() == "train"
+    spec = dataset_spec(name, data_dir)
+    is_train = split.split("[")[0].strip() == spec.train_split
     augment = is_train if augment is None else augment
     shuffle = is_train if shuffle is None else shuffle
     drop_remainder = is_train if drop_remainder is None else drop_remainder
 
-    if name in _KNOWN_INFO:
+    if name in DATASETS and not spec.variable_size:
         images, labels = load_arrays(name, split, data_dir)
         images, labels = images[:max_examples], labels[:max_examples]
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
         buffer_size = len(labels)
     else:
-        ds = _tfds_load(name, split, data_dir, shuffle_files=shuffle, seed=seed)
+        ds = _tfds_load(
+            name, split, data_dir, shuffle_files=shuffle, seed=seed, encoded=spec.variable_size
+        )
         if max_examples:
             ds = ds.take(max_examples)
         buffer_size = _STREAM_SHUFFLE_BUFFER
@@ -235,16 +327,20 @@ def load_dataset(
         ds = ds.shuffle(max(buffer_size, 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if spec.variable_size:
+        crops = crops or crops_lib.ImageCrops()
+        channels = spec.image_shape[-1]
+        ds = crops_lib.crop_examples(
+            ds, crops, augment=augment, flip=spec.flip, seed=seed, channels=channels
+        )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-
-    mean, std = _MEAN_STD.get(name, ((0.5,), (0.5,)))
-    flip = name in _FLIP
+    shift_and_flip = augment and not spec.variable_size
 
     def transform(batch, batch_seed):
         images, labels = batch
-        if augment:
-            images = augment_images(images, tf.stack([batch_seed, seed]), flip=flip)
-        images = (tf.cast(images, tf.float32) / 255.0 - mean) / std
+        if shift_and_flip:
+            images = augment_images(images, tf.stack([batch_seed, seed]), flip=spec.flip)
+        images = (tf.cast(images, tf.float32) / 255.0 - spec.mean) / spec.std
         return images, tf.cast(labels, tf.int32)
 
     # One seed per batch; a fresh (but seed-determined) sequence every epoch.
@@ -298,31 +394,47 @@ def _slice_bound(text, n):
     return int(text)
 
 
-def _tfds_load(name, split, data_dir, shuffle_files=False, seed=0):
-    looked_in = _idx_paths() if name == "fashion_mnist" else ()
+def _builder(name, data_dir):
     try:
-        return tfds.load(
-            name,
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError as e:  # Unknown name.
+        raise DatasetNotFoundError(_not_found_message(name, "train", data_dir, (), e)) from e
+
+
+def _tfds_load(name, split, data_dir, shuffle_files=False, seed=0, encoded=False):
+    """Prepared tfds data as `(image, label)`; `encoded` keeps images as encoded strings."""
+    looked_in = _idx_paths() if name == "fashion_mnist" else ()
+    builder = _builder(name, data_dir)
+    image_key = builder.info.supervised_keys[0]
+    try:
+        return builder.as_dataset(
             split=split,
-            data_dir=data_dir,
-            download=False,
             as_supervised=True,
             shuffle_files=shuffle_files,
+            decoders={image_key: tfds.decode.SkipDecoding()} if encoded else None,
             read_config=tfds.ReadConfig(shuffle_seed=seed),
         )
     except AssertionError as e:  # What tfds raises for unprepared data.
-        raise DatasetNotFoundError(_not_found_message(name, split, data_dir, looked_in)) from e
-    except tfds.core.DatasetNotFoundError as e:  # Unknown name.
-        raise DatasetNotFoundError(_not_found_message(name, split, data_dir, looked_in, e)) from e
+        spec = dataset_spec(name, data_dir)
+        message = _not_found_message(name, split, data_dir, looked_in, spec=spec)
+        raise DatasetNotFoundError(message) from e
 
 
-def _not_found_message(name, split, data_dir, looked_in, cause=None):
+def _not_found_message(name, split, data_dir, looked_in, cause=None, spec=None):
     tfds_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     places = ", ".join([*looked_in, f"tfds data_dir={tfds_dir!r}"])
+    build = f"`tfds build {name} --data_dir={tfds_dir}`"
     fix = (
-        f"run `tfds build {name} --data_dir=DIR` on a machine with network access and pass "
-        "data_dir=DIR (or set TFDS_DATA_DIR)"
+        f"run {build} on a machine with network access and pass that directory as "
+        "tfgrow.train.data_dir (or set TFDS_DATA_DIR)"
     )
+    if spec is not None and spec.manual_download:
+        manual_dir = os.path.join(tfds_dir, "downloads", "manual")
+        fix = (
+            f"{name} needs a manual download first: put {spec.manual_download} into "
+            f"{manual_dir} (tfds' default manual_dir), then run {build} and pass "
+            f"data_dir={tfds_dir!r} as tfgrow.train.data_dir"
+        )
     if name == "fashion_mnist":
         fix = (
             f"`apt-get install dataset-fashion-mnist`, or set {FASHION_MNIST_DIR_ENV} to a "

@@ -305,7 +305,7 @@ def _load_data(dataset, data_dir, batch_size, seed, max_train, max_eval, mock_if
         )
         eval_data = data_lib.load_dataset(
             dataset,
-            "test",
+            data_lib.eval_split(dataset),
             batch_size=batch_size,
             data_dir=data_dir,
             max_examples=max_eval,
