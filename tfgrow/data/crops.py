@@ -150,9 +150,9 @@ def central_window(shape, fraction):
     """`(top, left, height, width)` int32 of the central square of `fraction` of the shorter
     side of an image of `shape` `(height, width)`."""
     shape = tf.cast(shape, tf.int32)
-    side = tf.cast(fraction * tf.cast(tf.reduce_min(shape), tf.float32), tf.int32)
+    side = tf.cast(tf.round(fraction * tf.cast(tf.reduce_min(shape), tf.float32)), tf.int32)
     side = tf.maximum(side, 1)
-    top, left = (shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
     return tf.stack([top, left, side, side])
 
 
