@@ -157,3 +157,62 @@ def test_the_pipeline_crops_in_parallel_and_prefetches(empty_dir):
     assert all(n.attr["deterministic"].s in (b"default", b"true") for n in ours)  # order kept
     stages = [n.op for n in graph.node if n.op.endswith("Dataset") or "DatasetV" in n.op]
     assert stages[-1] == "PrefetchDataset"  # the pipeline's last stage
+
+
+class VariableSizeShapes(tfds.core.GeneratorBasedBuilder):
+    """A prepared tfds dataset of PNG images of 7 sizes: the real reader, not mock data."""
+
+    # tfds looks for builder metadata beside the defining package; this file is not in one.
+    __module__ = "tests.data.test_imagenet2012"
+    url_infos = {}  # nothing to download (tfds would look for a checksums file beside the code)
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = {
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(num_classes=5),
+        }
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features), supervised_keys=("image", "label")
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(40, 0), "test": self._generate_examples(12, 1)}
+
+    def _generate_examples(self, count, seed):
+        rng = np.random.default_rng(seed)
+        for index in range(count):
+            height, width = 12 + 9 * (index % 7), 60 - 5 * (index % 7)
+            image = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
+            yield index, {"image": image, "label": index % 5}
+
+
+def test_a_prepared_variable_size_tfds_dataset_streams_deterministically(tmp_path):
+    data_dir = str(tmp_path)
+    VariableSizeShapes(data_dir=data_dir).download_and_prepare()
+    name = "variable_size_shapes"
+    info = data.dataset_info(name, data_dir, crops=CROPS)
+    assert info == data.DatasetInfo((SIZE, SIZE, 3), 5, 40, 12)
+
+    def epochs(seed, count, skip=0):
+        ds = data.load_dataset(name, "train", batch_size=8, data_dir=data_dir, seed=seed)
+        skip_epochs(ds, skip)
+        return [collect(ds) for _ in range(count)]
+
+    with gin.unlock_config():
+        gin.bind_parameter("tfgrow.data.ImageCrops.image_size", SIZE)
+    try:
+        first, second = epochs(5, 2)
+        (resumed,) = epochs(5, 1, skip=1)
+        (other,) = epochs(6, 1)
+        test = data.load_dataset(name, "test", batch_size=5, data_dir=data_dir)
+        (test_images, test_labels), (test_again, _) = collect(test), collect(test)
+    finally:
+        gin.clear_config()
+    assert first[0].shape == (40, SIZE, SIZE, 3) and sorted(first[1]) == sorted(second[1])
+    assert not np.array_equal(first[1], second[1])
+    np.testing.assert_array_equal(resumed[0], second[0])
+    assert not np.array_equal(first[0], other[0])
+    assert test_images.shape == (12, SIZE, SIZE, 3)
+    assert sorted(test_labels) == sorted(np.arange(12) % 5)  # every example, the last batch kept
+    np.testing.assert_array_equal(test_images, test_again)  # evaluation: same order and crops
