@@ -79,16 +79,15 @@ class DatasetSpec:
 
 
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_CIFAR100_MEAN_STD = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 # The one table of per-dataset facts; other tfds names are described from their tfds info.
 DATASETS = {
-    "fashion_mnist": DatasetSpec((28, 28, 1), 10, 60000, 10000, (0.2860,), (0.3530,), True),
+    "fashion_mnist": DatasetSpec((28, 28, 1), 10, 60000, 10000, (0.2860,), (0.3530,), flip=True),
     "mnist": DatasetSpec((28, 28, 1), 10, 60000, 10000, (0.1307,), (0.3081,)),
     "cifar10": DatasetSpec(
-        (32, 32, 3), 10, 50000, 10000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True
+        (32, 32, 3), 10, 50000, 10000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), flip=True
     ),
-    "cifar100": DatasetSpec(
-        (32, 32, 3), 100, 50000, 10000, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True
-    ),
+    "cifar100": DatasetSpec((32, 32, 3), 100, 50000, 10000, *_CIFAR100_MEAN_STD, flip=True),
     "imagenet2012": DatasetSpec(
         (None, None, 3),
         1000,
