@@ -1,5 +1,7 @@
 """tfds `imagenet2012` through `tfgrow.data` on `tfds.testing.mock_data` (nothing downloads)."""
 
+import os
+
 import gin
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from tfgrow.data import datasets
 from tfgrow.train import loop
 from tfgrow.train.checkpoint import skip_epochs
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 40
 CROPS = data.ImageCrops(image_size=SIZE)
 MEAN, STD = datasets.IMAGENET_MEAN_STD
@@ -216,3 +219,18 @@ def test_a_prepared_variable_size_tfds_dataset_streams_deterministically(tmp_pat
     assert test_images.shape == (12, SIZE, SIZE, 3)
     assert sorted(test_labels) == sorted(np.arange(12) % 5)  # every example, the last batch kept
     np.testing.assert_array_equal(test_images, test_again)  # evaluation: same order and crops
+
+
+def test_the_imagenet_experiment_crops_224_and_under_tiny_gin_64(gin_config):
+    from tfgrow import config as config_lib
+
+    experiment = "configs/experiments/imagenet_resnet50_width_multiplier.gin"
+    config_lib.parse([experiment], [], search_path=REPO)
+    assert gin.query_parameter("tfgrow.train.dataset") == "imagenet2012"
+    assert gin.query_parameter("tfgrow.train.global_batch_size") == 256
+    assert data.dataset_info("imagenet2012").input_shape == (224, 224, 3)
+    gin.clear_config()
+    config_lib.parse([experiment, "configs/tiny.gin"], [], search_path=REPO)
+    assert data.dataset_info("imagenet2012").input_shape == (64, 64, 3)
+    assert data.dataset_info("cifar10").input_shape == (32, 32, 3)
+    assert gin.query_parameter("tfgrow.train.mock_data_if_missing") is True
