@@ -5,8 +5,9 @@ Gross & Wilber 2016): a window of 8% to 100% of the image area with aspect ratio
 resized to `image_size` x `image_size`, flipped horizontally with probability 1/2. Evaluation:
 the central square of `eval_crop_fraction` of the shorter side, resized to `image_size`, i.e. the
 shorter side resized to `image_size / 0.875` (256 for 224) and the central `image_size` square
-kept. JPEG images decode only the window (`tf.io.decode_and_crop_jpeg`): about 2x less decoding
-work on ImageNet's ~400x350 images than decoding them whole.
+kept. JPEG images (all of tfds' imagenet2012) decode only the window
+(`tf.io.decode_and_crop_jpeg`, as TF's reference ImageNet pipelines do); other formats are
+decoded whole and sliced.
 
 The crops are float32 in [0, 255]; `tfgrow.data.datasets` normalises and batches them like every
 other dataset.
@@ -109,23 +110,25 @@ def train_crop(encoded, seed, crops, *, flip, channels=3):
         float32 tensor `(image_size, image_size, channels)` in [0, 255].
     """
     window_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-    shape = image_shape(encoded, channels)
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.concat([shape, [channels]], axis=0),
-        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
-        seed=window_seed,
-        min_object_covered=0.0,
-        aspect_ratio_range=crops.aspect_ratios,
-        area_range=(crops.min_area, 1.0),
-        max_attempts=_MAX_ATTEMPTS,
-        use_image_if_no_bounding_boxes=True,
-    )
-    # The sampler returns the whole image when every attempt failed (e.g. a 10x300 strip):
-    # fall back to the evaluation crop then, as fb.resnet.torch does.
-    sampled = tf.stack([begin[0], begin[1], size[0], size[1]])
-    failed = tf.reduce_all(tf.equal(size[:2], shape))
-    window = tf.where(failed, central_window(shape, crops.eval_crop_fraction), sampled)
-    image = _resize(decode_window(encoded, window, channels), crops.image_size)
+
+    def random_window(shape):
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.concat([shape, [channels]], axis=0),
+            bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+            seed=window_seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=crops.aspect_ratios,
+            area_range=(crops.min_area, 1.0),
+            max_attempts=_MAX_ATTEMPTS,
+            use_image_if_no_bounding_boxes=True,
+        )
+        # The sampler returns the whole image when every attempt failed (e.g. a 10x300
+        # strip): fall back to the evaluation crop then, as fb.resnet.torch does.
+        failed = tf.reduce_all(tf.equal(size[:2], shape))
+        sampled = tf.stack([begin[0], begin[1], size[0], size[1]])
+        return tf.where(failed, central_window(shape, crops.eval_crop_fraction), sampled)
+
+    image = _resize(decode_crop(encoded, random_window, channels), crops.image_size)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     return image
@@ -142,8 +145,11 @@ def eval_crop(encoded, crops, *, channels=3):
     Returns:
         float32 tensor `(image_size, image_size, channels)` in [0, 255].
     """
-    window = central_window(image_shape(encoded, channels), crops.eval_crop_fraction)
-    return _resize(decode_window(encoded, window, channels), crops.image_size)
+
+    def window(shape):
+        return central_window(shape, crops.eval_crop_fraction)
+
+    return _resize(decode_crop(encoded, window, channels), crops.image_size)
 
 
 def central_window(shape, fraction):
@@ -156,26 +162,29 @@ def central_window(shape, fraction):
     return tf.stack([top, left, side, side])
 
 
-def image_shape(encoded, channels):
-    """`(height, width)` int32 of an encoded image; JPEG headers are read without decoding."""
-    return tf.cond(
-        tf.io.is_jpeg(encoded),
-        lambda: tf.io.extract_jpeg_shape(encoded)[:2],
-        lambda: tf.shape(_decode(encoded, channels))[:2],
-    )
+def decode_crop(encoded, window_fn, channels):
+    """Decodes one window of an encoded image as uint8.
 
+    Args:
+        encoded: scalar string tensor, a JPEG, PNG, GIF or BMP image.
+        window_fn: `(height, width)` int32 tensor -> `(top, left, height, width)` int32 tensor.
+        channels: number of channels to decode to.
 
-def decode_window(encoded, window, channels):
-    """Decodes the `(top, left, height, width)` window of an encoded image as uint8."""
+    Returns:
+        uint8 tensor `(window height, window width, channels)`. A JPEG's header gives its
+        shape and only the window is decoded; other formats are decoded once and sliced.
+    """
 
-    def decode_jpeg_window():
+    def jpeg():
+        window = window_fn(tf.io.extract_jpeg_shape(encoded)[:2])
         return tf.io.decode_and_crop_jpeg(encoded, window, channels=channels)
 
-    def decode_and_slice():
-        begin = tf.stack([window[0], window[1], 0])
-        return tf.slice(_decode(encoded, channels), begin, [window[2], window[3], channels])
+    def other():
+        image = _decode(encoded, channels)
+        window = window_fn(tf.shape(image)[:2])
+        return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], channels])
 
-    return tf.cond(tf.io.is_jpeg(encoded), decode_jpeg_window, decode_and_slice)
+    return tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
 
 
 def _decode(encoded, channels):
