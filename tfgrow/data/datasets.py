@@ -50,6 +50,7 @@ _KNOWN_INFO = {
     "cifar10": DatasetInfo((32, 32, 3), 10, 50000, 10000),
     "cifar100": DatasetInfo((32, 32, 3), 100, 50000, 10000),
 }
+KNOWN_DATASETS = tuple(_KNOWN_INFO)  # read without tfds metadata
 # Per-channel (mean, std) of the training images scaled to [0, 1].
 _MEAN_STD = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
