@@ -33,13 +33,18 @@ def _call_without_batch(root):
 def _fit_wrong_shape(root):
     import keras
 
+    from tfgrow.budget import Budget
+    from tfgrow.train.callback import GrowingCallback
+
     model = _network()
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )
-    model.fit(_images(8, 32, 32, 3), np.zeros(8, np.int32), batch_size=4, epochs=1, verbose=0)
+    images, labels = _images(8, 32, 32, 3), np.zeros(8, np.int32)
+    growing = GrowingCallback(Budget(target=0.3))
+    model.fit(images, labels, batch_size=4, epochs=1, verbose=0, callbacks=[growing])
 
 
 def _exported_wrong_shape(root):

@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,15 @@ def message_line(output):
             if line.startswith(prefix) or (prefix == "FATAL" and "FATAL" in line):
                 return line.replace("tfgrow: error: ", "")
     return lines[-1] if lines else ""
+
+
+def error_line(error):
+    """The line of an exception's message that says what was expected (Keras wraps errors
+    raised in `call` under a header line), without terminal colours."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    useful = [line for line in lines if "Expected" in line or "expected" in line]
+    return (useful or lines or [""])[0]
 
 
 @contextlib.contextmanager
@@ -119,8 +129,7 @@ def run_api(case, root):
         try:
             case.api(root)
         except Exception as error:  # noqa: BLE001 - the error is what the case reports
-            first = (str(error).strip().splitlines() or [""])[0]
-            return f"raises {type(error).__name__}", f"{first}\n{buffer.getvalue()}"
+            return f"raises {type(error).__name__}", f"tfgrow: error: {error_line(error)}"
     return "returned", buffer.getvalue()
 
 

@@ -1,9 +1,10 @@
 """What every tfgrow launcher does around its `main`: a quiet TensorFlow start-up and errors
 turned into one paragraph and an exit status, never a traceback.
 
-Exit status: 0 done; 2 an input was refused before any work (bad flag, gin binding, path, dataset
-name, builder); 1 the run stopped on an error (non-finite loss, unreadable checkpoint, TensorFlow
-or OS error, or a bug: its traceback goes to a log file named in the message); 130 Ctrl-C.
+Exit status: 0 done; 2 an input was refused before any work (gin binding, path, dataset name,
+builder, setting out of range); 1 a flag absl could not parse, or the run stopped on an error
+(an export that cannot be made, non-finite loss, unreadable checkpoint, TensorFlow or OS error,
+or a bug: its traceback goes to a log file named in the message); 130 Ctrl-C.
 `--traceback` prints the full traceback as well. This module imports TensorFlow only when asked,
 so a launcher can call `quiet_startup()` before anything loads it.
 """
@@ -152,17 +153,16 @@ def describe(error):
     """(exit status, one-paragraph message, whether it looks like a bug) for an exception."""
     from tfgrow.config import ConfigError
     from tfgrow.data import DatasetNotFoundError
-    from tfgrow.export import ExportError
     from tfgrow.train.validation import InputError
 
     text = _first_paragraph(error)
     bare = text.rstrip(".")
     name = type(error).__name__
-    if isinstance(error, (InputError, ConfigError, DatasetNotFoundError, ExportError)):
+    if isinstance(error, (InputError, ConfigError, DatasetNotFoundError)):
         return EXIT_REFUSED, text, False
     if isinstance(error, ValueError):
         return EXIT_REFUSED, f"{name}: {text}", False
-    if type(error).__module__.startswith("tfgrow"):  # CheckpointError, NonFiniteLossError, ...
+    if type(error).__module__.startswith("tfgrow"):  # ExportError, CheckpointError, NaN loss
         return EXIT_FAILED, f"{name}: {text}", False
     if _is_gin_call_error(error):
         return (

@@ -104,8 +104,8 @@ def _explain(error, gin_files, gin_bindings):
     hint = (" Hint: " + " ".join(hints)) if hints else ""
     return (
         f"Could not apply the gin configuration: {message}. Received: gin_files={gin_files}, "
-        f'gin_bindings={gin_bindings}.{hint} README.md ("Configuration") lists the '
-        "configurables; parameters are spelled like tfgrow.train.epochs."
+        f'gin_bindings={gin_bindings}.{hint} Fix the file or binding; README.md ("Configuration") '
+        "lists the configurables, spelled like tfgrow.train.epochs."
     )
 
 
