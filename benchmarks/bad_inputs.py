@@ -214,9 +214,22 @@ def print_table(rows):
             f"| {index} | {row['group']} | `{row['input']}` | {row['launcher']} | {row['exit']} "
             f"| {written} | {message} |"
         )
+    print_summary(rows)
     bad = [row for row in rows if row["problems"]]
     print(f"\n{len(rows)} cases, {len(bad)} breaking a rule", end="")
     print(": " + "; ".join(f"{r['input']}: {r['problems']}" for r in bad) if bad else "")
+
+
+def print_summary(rows):
+    """Cases per class with their exit statuses and how many broke a rule."""
+    print("\n| class | cases | exit status | nothing written | breaking a rule |")
+    print("|---|---|---|---|---|")
+    for group in dict.fromkeys(row["group"] for row in rows):
+        members = [row for row in rows if row["group"] == group]
+        statuses = ", ".join(sorted({row["exit"] for row in members}))
+        clean = sum(not row["written"] for row in members)
+        broken = sum(bool(row["problems"]) for row in members)
+        print(f"| {group} | {len(members)} | {statuses} | {clean} | {broken} |")
 
 
 def main():

@@ -142,12 +142,23 @@ def train(
     validation.check_train_arguments(
         dict(locals()), METHODS, SCHEDULES, RELAXATIONS, TEMPERATURE_MODES
     )
+    builder_name = getattr(model_fn, "__name__", "model_fn")
     model_fn = validation.checked_builder(model_fn, growing_network=method not in MORPHNET_METHODS)
     strategy = strategy or make_strategy()
-    validation.check_dataset_split(
+    num_train = validation.check_dataset_split(
         dataset, data_dir, global_batch_size, max_train_examples, mock_data_if_missing, strategy
     )
     if method in MORPHNET_METHODS:
+        if num_train:
+            describe_run(
+                method,
+                builder_name,
+                dataset,
+                epochs,
+                num_train // global_batch_size,
+                global_batch_size,
+                strategy.num_replicas_in_sync,
+            )
         from tfgrow.morphnet import run as morphnet_run
 
         return morphnet_run.run(

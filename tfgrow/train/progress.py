@@ -49,11 +49,12 @@ def steps_per_epoch_of(dataset):
 def describe_run(method, model_name, dataset, num_epochs, steps_per_epoch, batch, replicas):
     """Logs what a run will do: method, model, data, epochs, steps and batch."""
     logging.info(
-        "%s %s on %s: %d epochs x %d steps = %d steps, global batch %d (%d replica%s)",
+        "%s %s on %s: %d epoch%s x %d steps = %d steps, global batch %d (%d replica%s)",
         method,
         model_name,
         dataset,
         num_epochs,
+        "" if num_epochs == 1 else "s",
         steps_per_epoch,
         num_epochs * steps_per_epoch,
         batch,

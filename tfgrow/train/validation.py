@@ -307,7 +307,11 @@ def _check_built_shapes(model, builder, input_shape, num_classes):
 
 def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if_missing, strategy):
     """Checks that `dataset` exists (or may be mocked) and that its training split, truncated to
-    `max_train` examples, holds one global batch for the replicas of `strategy`."""
+    `max_train` examples, holds one global batch for the replicas of `strategy`.
+
+    Returns:
+        The number of training examples a run will use (None when mock data decides it).
+    """
     from tfgrow import data as data_lib
 
     try:
@@ -329,3 +333,4 @@ def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if
         check_split_sizes(
             num_train, global_batch_size, strategy.num_replicas_in_sync, dataset, max_train
         )
+    return num_train
