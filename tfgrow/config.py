@@ -36,8 +36,10 @@ def parse(gin_files, gin_bindings, search_path=None):
             "fashion_mnist_resnet20_grow.gin"
         )
     includes = [b.split(None, 1)[1].strip("'\" ") for b in gin_bindings if b.startswith("include ")]
-    for path in list(gin_files) + includes:
-        _check_file(path, search_path)
+    for path in gin_files:
+        _check_file(path, search_path, "--gin_file")
+    for path in includes:
+        _check_file(path, search_path, "an include in --gin_bindings")
     try:
         with _quiet_gin_lookups():
             gin.parse_config_files_and_bindings(gin_files, gin_bindings)
@@ -53,14 +55,14 @@ def parse(gin_files, gin_bindings, search_path=None):
         )
 
 
-def _check_file(path, search_path):
+def _check_file(path, search_path, source):
     candidates = [path] + ([os.path.join(search_path, path)] if search_path else [])
     places = sorted({os.getcwd(), search_path or os.getcwd()})
     if any(os.path.isfile(candidate) for candidate in candidates):
         return
     what = "a directory" if any(map(os.path.isdir, candidates)) else "not found"
     raise ConfigError(
-        f"Expected --gin_file to name an existing gin file. Received: --gin_file={path} "
+        f"Expected {source} to name an existing gin file. Received: {path} "
         f"({what}; looked in {' and '.join(places)}). "
         "Fix: pass a file such as configs/experiments/fashion_mnist_resnet20_grow.gin."
     )
