@@ -37,9 +37,9 @@ def parse(gin_files, gin_bindings, search_path=None):
         )
     includes = [b.split(None, 1)[1].strip("'\" ") for b in gin_bindings if b.startswith("include ")]
     for path in gin_files:
-        _check_file(path, search_path, "--gin_file")
+        _check_file(path, search_path, "--gin_file", f"--gin_file={path}")
     for path in includes:
-        _check_file(path, search_path, "an include in --gin_bindings")
+        _check_file(path, search_path, "an include in --gin_bindings", f"include '{path}'")
     try:
         with _quiet_gin_lookups():
             gin.parse_config_files_and_bindings(gin_files, gin_bindings)
@@ -55,14 +55,14 @@ def parse(gin_files, gin_bindings, search_path=None):
         )
 
 
-def _check_file(path, search_path, source):
+def _check_file(path, search_path, source, received):
     candidates = [path] + ([os.path.join(search_path, path)] if search_path else [])
     places = sorted({os.getcwd(), search_path or os.getcwd()})
     if any(os.path.isfile(candidate) for candidate in candidates):
         return
     what = "a directory" if any(map(os.path.isdir, candidates)) else "not found"
     raise ConfigError(
-        f"Expected {source} to name an existing gin file. Received: {path} "
+        f"Expected {source} to name an existing gin file. Received: {received} "
         f"({what}; looked in {' and '.join(places)}). "
         "Fix: pass a file such as configs/experiments/fashion_mnist_resnet20_grow.gin."
     )
