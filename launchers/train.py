@@ -4,16 +4,18 @@ Usage:
   python -m launchers.train \
     --gin_file=configs/experiments/fashion_mnist_resnet20_grow.gin \
     [--gin_file=configs/tiny.gin] [--gin_bindings="tfgrow.train.epochs=2"] \
-    --model_dir=/tmp/runs/resnet20_grow [--tpu=NAME|local]
+    --model_dir=/tmp/runs/resnet20_grow [--tpu=NAME|local] [--traceback]
 
 Every setting lives in gin except the output directory and the TPU name, which are flags. The
-operative gin config, checkpoints, TensorBoard events and summary.json go to --model_dir.
+operative gin config, checkpoints, TensorBoard events and summary.json go to --model_dir. Exit
+status: 0 done, 2 an input was refused (nothing written), 1 the run failed, 130 Ctrl-C.
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
+
+from tfgrow import cli
 
 flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied after the files.")
@@ -28,26 +30,22 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.quiet_startup()
     from tfgrow import config as config_lib
-    from tfgrow.data import DatasetNotFoundError
-    from tfgrow.train.checkpoint import CheckpointError
-    from tfgrow.train.loop import NonFiniteLossError, train
+    from tfgrow.train.loop import train
     from tfgrow.train.strategy import make_strategy
+    from tfgrow.train.validation import check_output_dir
 
-    USER_ERRORS = (CheckpointError, DatasetNotFoundError, NonFiniteLossError, ValueError)
-
-    try:
-        config_lib.parse(FLAGS.gin_file, FLAGS.gin_bindings, search_path=REPO_ROOT)
-    except config_lib.ConfigError as error:
-        logging.error("%s", error)
-        sys.exit(2)
-    try:
-        strategy = make_strategy(tpu=FLAGS.tpu)
-        summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
-    except USER_ERRORS as error:
-        # Bad input, not a bug: say what was wrong and how to fix it, without a traceback.
-        logging.error("%s: %s", type(error).__name__, error)
-        sys.exit(1)
+    check_output_dir(FLAGS.model_dir)
+    config_lib.parse(FLAGS.gin_file, FLAGS.gin_bindings, search_path=REPO_ROOT)
+    logging.info(
+        "model_dir %s  gin files %s  bindings %s",
+        os.path.abspath(FLAGS.model_dir) if "://" not in FLAGS.model_dir else FLAGS.model_dir,
+        FLAGS.gin_file,
+        FLAGS.gin_bindings or "none",
+    )
+    strategy = make_strategy(tpu=FLAGS.tpu)
+    summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
     logging.info(
         "done: eval_accuracy %.4f  params %d/%d  train_cost_savings %.2fx  wall %.0fs  -> %s",
         summary["eval_accuracy"],
@@ -60,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, output_flag="model_dir")

@@ -4,6 +4,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -56,8 +57,9 @@ def test_every_experiment_runs_tiny_and_writes_its_outputs(experiment, tmp_path)
         assert min(summary["architecture"].values()) >= 1
     elif not morphnet:
         assert summary["params"] == summary["params_full"]
-    # The console shows progress.
-    assert "step 5" in result.stderr and "eval_acc" in result.stderr
+    # The console shows progress: step out of the total, epoch out of the total, time left.
+    assert re.search(r"epoch 1/1  step 5/10  .* ETA \d+:\d\d:\d\d", result.stderr)
+    assert "eval_acc" in result.stderr
 
 
 @pytest.mark.slow

@@ -81,7 +81,7 @@ def test_width_multiplier_baseline_meets_the_target_with_the_uniform_multiplier(
 )
 def test_bad_settings_stop_with_a_message_that_says_what_was_received(tmp_path, bindings, expected):
     result = launch(tmp_path, RESNET_FLOPS, "configs/tiny.gin", bindings=bindings)
-    assert result.returncode == 1
+    assert result.returncode == 2  # refused before any work
     assert expected in result.stderr, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "summary.json")

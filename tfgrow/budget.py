@@ -7,6 +7,9 @@ With `target=None` the weights stay at their base values (the fixed-lambda mode 
 """
 
 import dataclasses
+import difflib
+import math
+import numbers
 
 import gin
 
@@ -38,6 +41,18 @@ class Budget:
     update_steps: int = 1
 
     def __post_init__(self):
+        for name in ("target", "lambda_channel_base", "lambda_layer_base", "update_steps"):
+            value = getattr(self, name)
+            is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not (is_number and math.isfinite(value)) and not (
+                name == "target" and value is None
+            ):
+                raise ValueError(
+                    f"Expected tfgrow.Budget.{name} to be a finite number"
+                    f"{' or None' if name == 'target' else ''}. Received: {name}={value!r} "
+                    f"({type(value).__name__}). Fix: write it without quotes, e.g. "
+                    f"tfgrow.Budget.{name}={self.__dataclass_fields__[name].default}."
+                )
         if self.target is not None and not 0.0 < float(self.target) <= 1.0:
             raise ValueError(
                 "Expected a budget target as a fraction of the full network in (0, 1]. "
@@ -45,9 +60,22 @@ class Budget:
                 "network's cost, or target=None for a fixed lambda."
             )
         if self.metric not in METRICS:
-            raise ValueError(f"Expected budget metric in {METRICS}. Received: {self.metric!r}")
-        if int(self.update_steps) < 1:
-            raise ValueError(f"Expected update_steps >= 1. Received: {self.update_steps}")
+            close = difflib.get_close_matches(str(self.metric), METRICS, n=1, cutoff=0.5)
+            raise ValueError(
+                f"Expected tfgrow.Budget.metric in {METRICS}. Received: metric={self.metric!r}."
+                + (f" Did you mean {close[0]!r}?" if close else "")
+            )
+        if self.target is not None and min(self.lambda_channel_base, self.lambda_layer_base) < 0:
+            raise ValueError(
+                "Expected tfgrow.Budget.lambda_channel_base and lambda_layer_base >= 0 (their "
+                "sign comes from the budget gap). Received: lambda_channel_base="
+                f"{self.lambda_channel_base}, lambda_layer_base={self.lambda_layer_base}"
+            )
+        if int(self.update_steps) != self.update_steps or self.update_steps < 1:
+            raise ValueError(
+                f"Expected tfgrow.Budget.update_steps to be an integer >= 1. Received: "
+                f"update_steps={self.update_steps}"
+            )
 
     def lambdas(self, current_fraction):
         """(lambda_c, lambda_l) for the current cost fraction."""

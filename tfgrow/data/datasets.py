@@ -102,6 +102,7 @@ DATASETS = {
         ),
     ),
 }
+KNOWN_DATASETS = tuple(DATASETS)  # read without tfds metadata
 
 
 def dataset_spec(name, data_dir=None):

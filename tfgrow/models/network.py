@@ -125,10 +125,28 @@ class GrowingNetwork(keras.Model):
     fit_settings = None  # set by GrowingCallback (tfgrow/train/callback.py)
 
     def forward(self, inputs, context):
+        self.check_input_shape(inputs)
         x = inputs
         for layer in self.layer_sequence:
             x = layer(x, context=context)
         return x
+
+    def check_input_shape(self, inputs):
+        """Raises ValueError unless `inputs` is a batch of the images this network was built for.
+
+        A network built for 28x28x1 would otherwise run on 32x32x1 images (its convolutions and
+        global pooling accept any size) and return a wrong result without a word.
+        """
+        shape = tuple(inputs.shape)
+        expected = (None, *self.input_spec_shape)
+        known = [(got, want) for got, want in zip(shape[1:], expected[1:]) if got is not None]
+        if len(shape) == len(expected) and all(got == want for got, want in known):
+            return
+        raise ValueError(
+            f"Expected images of shape (batch, {', '.join(map(str, self.input_spec_shape))}), "
+            f"the shape {self.name} was built for. Received: inputs of shape {shape}. Fix: "
+            "resize the images, or build the network for them (the builder's input_shape)."
+        )
 
     def _probabilities(self, group, temperature, epoch):
         if temperature is None:

@@ -11,10 +11,10 @@ import time
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from tfgrow import cost as cost_lib
 from tfgrow.graph import counting
+from tfgrow.train.progress import Progress, steps_per_epoch_of
 
 
 class Ledger:
@@ -124,8 +124,11 @@ class Phase:
         start = time.time()
         evaluation = {}
         step = 0
+        steps_per_epoch = steps_per_epoch_of(dist_train) or 1
+        progress = Progress(epochs, steps_per_epoch, log_every_steps, name=self.name)
         for epoch in range(1, epochs + 1):
             totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+            progress.start_epoch(epoch - 1)
             for batch in dist_train:
                 results = {k: float(v) for k, v in self.train_step(batch).items()}
                 if not math.isfinite(results["loss_sum"]):
@@ -134,25 +137,26 @@ class Phase:
                     totals[key] += results[key]
                 step += 1
                 self.ledger.add_steps(1, self.forward_flops)
+                details = None
                 if step % log_every_steps == 0:
-                    self._log_step(writer, step, results, seed_cost)
+                    details = self._log_step(writer, step, results, seed_cost)
+                count = max(results["count"], 1.0)
+                values = {
+                    "loss": results["loss_sum"] / count,
+                    "train_acc": results["correct"] / count,
+                }
+                progress.update(step, values, details)
             evaluation = self.evaluate(dist_eval)
             count = max(totals["count"], 1.0)
-            alive = ""
+            values = {
+                "train_loss": totals["loss_sum"] / count,
+                "train_acc": totals["correct"] / count,
+                "eval_acc": evaluation["accuracy"],
+            }
             if self.regularizer is not None:
                 fraction = self._cost_fraction(seed_cost)
-                alive = f"  alive cost {100.0 * fraction:.1f}%"
-            logging.info(
-                "%s epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f%s  %.0fs",
-                self.name,
-                epoch,
-                step,
-                totals["loss_sum"] / count,
-                totals["correct"] / count,
-                evaluation["accuracy"],
-                alive,
-                time.time() - start,
-            )
+                values["alive_cost"] = f"{100.0 * fraction:.1f}%"
+            progress.end_epoch(epoch - 1, step, values, time.time() - start)
             with writer.as_default(step=step):
                 tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
                 tf.summary.scalar("eval/loss", evaluation["loss"])
@@ -167,27 +171,20 @@ class Phase:
         return float(self.regularizer.cost()) / seed_cost
 
     def _log_step(self, writer, step, results, seed_cost):
+        """Writes a step's TensorBoard scalars; returns the console's extra values."""
         count = max(results["count"], 1.0)
         loss, accuracy = results["loss_sum"] / count, results["correct"] / count
-        if self.regularizer is None:
-            logging.info("%s step %d  loss %.4f  train_acc %.4f", self.name, step, loss, accuracy)
-        else:
+        details = {}
+        if self.regularizer is not None:
             fraction = self._cost_fraction(seed_cost)
-            logging.info(
-                "%s step %d  loss %.4f  train_acc %.4f  regularizer %.4g  alive cost %.3f",
-                self.name,
-                step,
-                loss,
-                accuracy,
-                results["penalty"],
-                fraction,
-            )
+            details = {"regularizer": f"{results['penalty']:.4g}", "alive_cost": fraction}
         with writer.as_default(step=step):
             tf.summary.scalar("train/loss", loss)
             tf.summary.scalar("train/accuracy", accuracy)
             if self.regularizer is not None:
                 tf.summary.scalar("morphnet/regularizer", results["penalty"])
                 tf.summary.scalar("morphnet/alive_cost_fraction", fraction)
+        return details
 
 
 def _non_finite_loss(phase, step, value):

@@ -21,10 +21,12 @@ from absl import logging
 from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
 from tfgrow.budget import Budget
-from tfgrow.masks import RELAXATIONS, Temperature
+from tfgrow.masks import RELAXATIONS, TEMPERATURE_MODES, Temperature
 from tfgrow.train import strategy as strategy_lib
+from tfgrow.train import validation
 from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
+from tfgrow.train.progress import Progress, describe_run
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -137,8 +139,26 @@ def train(
     Returns:
         The summary dict (also written to `model_dir/summary.json`).
     """
-    _check_choice("method", method, METHODS)
+    validation.check_train_arguments(
+        dict(locals()), METHODS, SCHEDULES, RELAXATIONS, TEMPERATURE_MODES
+    )
+    builder_name = getattr(model_fn, "__name__", "model_fn")
+    model_fn = validation.checked_builder(model_fn, growing_network=method not in MORPHNET_METHODS)
+    strategy = strategy or make_strategy()
+    num_train = validation.check_dataset_split(
+        dataset, data_dir, global_batch_size, max_train_examples, mock_data_if_missing, strategy
+    )
     if method in MORPHNET_METHODS:
+        if num_train:
+            describe_run(
+                method,
+                builder_name,
+                dataset,
+                epochs,
+                num_train // global_batch_size,
+                global_batch_size,
+                strategy.num_replicas_in_sync,
+            )
         from tfgrow.morphnet import run as morphnet_run
 
         return morphnet_run.run(
@@ -160,18 +180,10 @@ def train(
             mock_data_if_missing=mock_data_if_missing,
             strategy=strategy,
         )
-    _check_choice("relaxation", relaxation, RELAXATIONS)
-    if epochs <= 0 or global_batch_size <= 0:
-        raise ValueError(
-            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
-            f"global_batch_size={global_batch_size}"
-        )
     growing = method == "grow"
     budget = Budget()
     temperature = Temperature(beta0, final_temperature, temperature_mode, float(epochs))
-    strategy = strategy or make_strategy()
     keras.utils.set_random_seed(seed)
-    tf.io.gfile.makedirs(model_dir)
 
     info, train_data, eval_data = _load_data(
         dataset,
@@ -235,6 +247,16 @@ def train(
             planner.load_state(tf.convert_to_tensor(trainer.capacity_state).numpy())
     _write_operative_config(write_dir)
 
+    describe_run(
+        method,
+        model.name,
+        dataset,
+        epochs,
+        steps_per_epoch,
+        global_batch_size,
+        strategy.num_replicas_in_sync,
+    )
+    progress = Progress(epochs, steps_per_epoch, log_every_steps)
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
     dist_train = strategy.experimental_distribute_dataset(train_data)
     dist_eval = strategy.experimental_distribute_dataset(eval_data)
@@ -247,6 +269,7 @@ def train(
     for epoch in range(start_epoch, epochs):
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         capacities = planner.plan(epoch) if planner else None
+        progress.start_epoch(epoch)
         for batch in dist_train:
             results = {k: v.numpy() for k, v in trainer.train_step(batch, capacities).items()}
             if planner:
@@ -261,14 +284,17 @@ def train(
             for key in totals:
                 totals[key] += results[key]
             step += 1
+            details = None
             if step % log_every_steps == 0:
-                _log_step(writer, model, trainer, budget, step, results)
+                details = _log_step(writer, model, trainer, budget, step, results)
+            progress.update(int(step), _step_values(results), details)
         eval_capacities = planner.eval_capacities() if planner else None
         evaluation = evaluate(trainer, dist_eval, eval_capacities)
         if planner:
             trainer.capacity_state.assign(planner.state())
         checkpoints.save(trainer.read("step"))
-        _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
+        values = _log_epoch(writer, model, trainer, totals, evaluation)
+        progress.end_epoch(epoch, int(trainer.read("step")), values, time.time() - start_time)
     if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end
         evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
     run = {
@@ -336,31 +362,23 @@ def evaluate(trainer, dist_eval, capacities=None):
     return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"Expected {name} in {choices}. Received: {name}={value!r}")
-
-
 def _architecture_costs(model):
     widths, blocks = model.architecture()
     params, flops = cost_lib.count(model.layer_costs, widths, blocks)
     return widths, blocks, int(params), int(flops)
 
 
-def _log_step(writer, model, trainer, budget, step, results):
+def _step_values(results):
     count = max(results["count"], 1.0)
-    loss, accuracy = results["loss_sum"] / count, results["correct"] / count
+    return {"loss": results["loss_sum"] / count, "train_acc": results["correct"] / count}
+
+
+def _log_step(writer, model, trainer, budget, step, results):
+    """Writes a step's TensorBoard scalars; returns the console's extra values."""
+    loss, accuracy = _step_values(results).values()
     widths, blocks, params, _ = _architecture_costs(model)
     fraction = budget.current_fraction(model.layer_costs, widths, blocks)
-    logging.info(
-        "step %d  loss %.4f  train_acc %.4f  budget_fraction %.3f  lambda_c %.4f  savings %.2fx",
-        step,
-        loss,
-        accuracy,
-        fraction,
-        trainer.read("lambda_channel"),
-        trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0),
-    )
+    savings = trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0)
     with writer.as_default(step=step):
         tf.summary.scalar("train/loss", loss)
         tf.summary.scalar("train/accuracy", accuracy)
@@ -373,34 +391,34 @@ def _log_step(writer, model, trainer, budget, step, results):
             tf.summary.scalar(f"active/{name}", width)
         for name, on in blocks.items():
             tf.summary.scalar(f"blocks/{name}", on)
+    return {
+        "budget_fraction": f"{float(fraction):.3f}",
+        "lambda_c": float(trainer.read("lambda_channel")),
+        "savings": f"{savings:.2f}x",
+    }
 
 
-def _log_epoch(writer, model, trainer, budget, epoch, totals, evaluation, start_time):
+def _log_epoch(writer, model, trainer, totals, evaluation):
+    """Writes an epoch's TensorBoard scalars; returns the console's values."""
     count = max(totals["count"], 1.0)
     widths, blocks, params, flops = _architecture_costs(model)
     full_params, full_flops = model.full_cost()
-    logging.info(
-        "epoch %d  step %d  train_loss %.4f  train_acc %.4f  eval_acc %.4f  params %d (%.1f%%)  "
-        "flops %.1f%%  blocks %d/%d  savings %.2fx  %.0fs",
-        epoch,
-        int(trainer.read("step")),
-        totals["loss_sum"] / count,
-        totals["correct"] / count,
-        evaluation["accuracy"],
-        params,
-        100.0 * params / full_params,
-        100.0 * flops / full_flops,
-        sum(blocks.values()),
-        len(blocks),
-        trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0),
-        time.time() - start_time,
-    )
     with writer.as_default(step=int(trainer.read("step"))):
         tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
         tf.summary.scalar("eval/loss", evaluation["loss"])
         tf.summary.scalar("cost/params_fraction", params / full_params)
         tf.summary.scalar("cost/flops_fraction", flops / full_flops)
     writer.flush()
+    savings = trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0)
+    return {
+        "train_loss": totals["loss_sum"] / count,
+        "train_acc": totals["correct"] / count,
+        "eval_acc": float(evaluation["accuracy"]),
+        "params": f"{params} ({100.0 * params / full_params:.1f}%)",
+        "flops": f"{100.0 * flops / full_flops:.1f}%",
+        "blocks": f"{sum(blocks.values())}/{len(blocks)}",
+        "savings": f"{savings:.2f}x",
+    }
 
 
 def _summary(model, trainer, budget, run, evaluation, wall_time):
@@ -439,14 +457,24 @@ def _write_operative_config(model_dir):
 
 
 def _write_json(path, payload):
-    """Writes JSON atomically: a temporary file renamed over the target."""
+    """Writes JSON atomically (a temporary file renamed over the target); non-finite numbers
+    (NaN, inf) are written as null, so every JSON reader can read the file."""
     temporary = path + ".tmp"
     with tf.io.gfile.GFile(temporary, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+        json.dump(json_safe(payload), f, indent=2, sort_keys=True, allow_nan=False)
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
+def json_safe(value):
+    """`value` with numpy scalars as Python numbers and non-finite floats as None."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
     raise TypeError(f"Cannot serialise {type(value).__name__} to JSON")

@@ -6,6 +6,7 @@ import gin
 import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+MAX_CPU_DEVICES = 64  # logical CPU devices; each holds a copy of the model
 
 
 @gin.configurable(module="tfgrow")
@@ -29,6 +30,10 @@ def make_strategy(name="default", tpu=None, num_cpu_devices=1, devices=None):
             f"Expected strategy name in {STRATEGIES}. Received: name={name!r}. Set it with "
             "--gin_bindings=\"tfgrow.make_strategy.name='mirrored'\" or pass --tpu=NAME."
         )
+    if isinstance(num_cpu_devices, bool) or not isinstance(num_cpu_devices, int):
+        num_cpu_devices = _invalid_cpu_devices(num_cpu_devices)
+    if not 1 <= num_cpu_devices <= MAX_CPU_DEVICES:
+        _invalid_cpu_devices(num_cpu_devices)
     if num_cpu_devices > 1:
         split_cpu(num_cpu_devices)
     if name == "default":
@@ -43,9 +48,32 @@ def make_strategy(name="default", tpu=None, num_cpu_devices=1, devices=None):
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if tpu == "local" else tpu)
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return _tpu_strategy(tpu)
+
+
+def _invalid_cpu_devices(value):
+    raise ValueError(
+        f"Expected tfgrow.make_strategy.num_cpu_devices to be an integer in [1, "
+        f"{MAX_CPU_DEVICES}]. Received: num_cpu_devices={value!r}. Fix: e.g. "
+        "--gin_bindings=\"tfgrow.make_strategy.num_cpu_devices=2\" with name='mirrored'."
+    )
+
+
+def _tpu_strategy(tpu):
+    """TPUStrategy on the named Cloud TPU; a ValueError saying so when it cannot be reached."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu="" if tpu in (None, "local") else tpu
+        )
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"Expected --tpu to name a Cloud TPU this machine can reach ('local' on a TPU VM). "
+            f"Received: --tpu={tpu!r}, which could not be resolved ({reason}). Fix: check the "
+            "name with `gcloud compute tpus list`, or leave --tpu out to train on CPU/GPU."
+        ) from error
     return tf.distribute.TPUStrategy(resolver)
 
 

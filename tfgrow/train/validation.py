@@ -1,0 +1,336 @@
+"""Checks of a run's settings before any work: each failure says what was received, what was
+expected and how to fix it, and nothing has been written yet.
+
+`check_train_arguments` checks every argument of `tfgrow.train` (types, ranges, choices, paths);
+`check_split_sizes` that the training split holds at least one global batch; `checked_builder`
+wraps a model builder so that what it returns is checked (type, input shape, classes) the moment
+it is built. The launchers turn `InputError` into a one-paragraph message and exit status 2.
+"""
+
+import difflib
+import math
+import numbers
+import os
+import tempfile
+
+import keras
+
+
+class InputError(ValueError):
+    """A setting or input a user can get wrong; the message says how to fix it."""
+
+
+def _binding(name, example):
+    return f'--gin_bindings="{name}={example}"'
+
+
+def _received(name, value):
+    short = name.rsplit(".", 1)[-1]
+    return f"Received: {short}={value!r} ({type(value).__name__})"
+
+
+def check_integer(name, value, minimum=None, maximum=None, example=None):
+    """Raises InputError unless `value` is an int (not a bool) within [minimum, maximum]."""
+    valid = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if valid and (minimum is None or value >= minimum) and (maximum is None or value <= maximum):
+        return
+    bounds = _bounds_text(minimum, maximum, "[", "]")
+    raise InputError(
+        f"Expected {name} to be an integer{bounds}. {_received(name, value)}. "
+        f"Fix: set e.g. {_binding(name, example if example is not None else minimum)}."
+    )
+
+
+def check_number(name, value, minimum=None, maximum=None, open_below=False, example=None):
+    """Raises InputError unless `value` is a finite real number in range.
+
+    Args:
+        name: the setting's gin name, e.g. "tfgrow.train.learning_rate".
+        value: what was received.
+        minimum, maximum: bounds (None: unbounded); `maximum` is inclusive.
+        open_below: the minimum itself is excluded (e.g. rates must be > 0).
+        example: a valid value for the message's fix.
+    """
+    valid = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    valid = valid and math.isfinite(value)
+    if valid and minimum is not None:
+        valid = value > minimum if open_below else value >= minimum
+    if valid and maximum is not None:
+        valid = value <= maximum
+    if valid:
+        return
+    bounds = _bounds_text(minimum, maximum, "(" if open_below else "[", "]")
+    raise InputError(
+        f"Expected {name} to be a finite number{bounds}. {_received(name, value)}. "
+        f"Fix: set e.g. {_binding(name, example)}."
+    )
+
+
+def _bounds_text(minimum, maximum, low, high):
+    if minimum is not None and maximum is not None:
+        return f" in {low}{minimum}, {maximum}{high}"
+    if minimum is not None:
+        return f" {'>' if low == '(' else '>='} {minimum}"
+    if maximum is not None:
+        return f" <= {maximum}"
+    return ""
+
+
+def check_choice(name, value, choices):
+    """Raises InputError unless `value` is one of `choices`; suggests the closest one."""
+    if isinstance(value, str) and value in choices:
+        return
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise InputError(
+        f"Expected {name} to be one of {tuple(choices)}. {_received(name, value)}.{hint} "
+        f"Fix: set e.g. {_binding(name, repr(close[0] if close else choices[0]))}."
+    )
+
+
+def check_bool(name, value, allow_none=False):
+    """Raises InputError unless `value` is True or False (or None when allowed)."""
+    if isinstance(value, bool) or (allow_none and value is None):
+        return
+    allowed = "True, False or None" if allow_none else "True or False"
+    raise InputError(
+        f"Expected {name} to be {allowed}. {_received(name, value)}. "
+        f"Fix: set e.g. {_binding(name, 'True')} (no quotes)."
+    )
+
+
+def check_output_dir(path, flag="--model_dir"):
+    """Raises InputError unless `path` names a directory that exists and is writable, or one
+    that can be created. Local paths are probed (a temporary file, removed at once); remote
+    paths (gs://) are left to the filesystem.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise InputError(
+            f"Expected {flag} to be a directory path. Received: {path!r}. "
+            f"Fix: pass e.g. {flag}=runs/my_run."
+        )
+    if "://" in path:
+        return
+    if path.startswith("~"):
+        raise InputError(
+            f"Expected {flag} without a leading '~' (the shell did not expand it, so a folder "
+            f"named '~' would be created). Received: {flag}={path}. Fix: write "
+            f"{flag}=$HOME{path[1:]} or a relative path."
+        )
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(
+            f"Expected {flag} to be a directory. Received: {flag}={path}, which is an existing "
+            "file. Fix: pass a new directory path, or move the file away."
+        )
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(
+            f"Expected {flag} to be a directory path. Received: {flag}={path}, but {existing} "
+            "is a file, so no directory can be created under it. Fix: choose another path."
+        )
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".tfgrow_write_check_", dir=existing)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise InputError(
+            f"Expected {flag} to be writable. Received: {flag}={path}; writing in {existing} "
+            f"failed ({error.strerror or error}). Fix: pass a directory you can write to."
+        ) from error
+
+
+def check_input_dir(name, path):
+    """Raises InputError unless `path` is None, remote (gs://) or an existing local directory."""
+    if path is None or (isinstance(path, str) and "://" in path):
+        return
+    if not isinstance(path, str) or not os.path.isdir(path):
+        what = "a file" if isinstance(path, str) and os.path.exists(path) else "not found"
+        raise InputError(
+            f"Expected {name} to be an existing directory (or None for the default). "
+            f"Received: {path!r} ({what}). Fix: prepare the data with `tfds build NAME "
+            f"--data_dir=DIR` and set {_binding(name, repr('DIR'))}."
+        )
+
+
+def check_split_sizes(num_train, global_batch_size, num_replicas, dataset, max_train_examples):
+    """Raises InputError unless the training split holds at least one global batch and every
+    replica gets at least one example of it."""
+    if global_batch_size < num_replicas:
+        raise InputError(
+            f"Expected tfgrow.train.global_batch_size >= the number of replicas "
+            f"({num_replicas}), so every replica gets an example. Received: "
+            f"global_batch_size={global_batch_size}. Fix: raise the batch size."
+        )
+    if num_train >= global_batch_size:
+        return
+    source = (
+        f"max_train_examples={max_train_examples}"
+        if max_train_examples is not None and max_train_examples < global_batch_size
+        else f"{num_train} examples in {dataset!r}"
+    )
+    raise InputError(
+        f"Expected the training split to hold at least one batch of "
+        f"global_batch_size={global_batch_size} (the last partial batch is dropped, so no step "
+        f"would run). Received: {source}. Fix: lower tfgrow.train.global_batch_size or raise "
+        "tfgrow.train.max_train_examples."
+    )
+
+
+def check_train_arguments(arguments, methods, schedules, relaxations, temperature_modes):
+    """Checks the arguments of `tfgrow.train` (a dict of its parameters) before any work.
+
+    Args:
+        arguments: parameter name -> value, as `tfgrow.train` received them.
+        methods, schedules, relaxations, temperature_modes: the valid choices.
+
+    Raises:
+        InputError: naming the first invalid argument, what it should be and how to set it.
+    """
+    name = "tfgrow.train.{}".format
+    check_output_dir(arguments["model_dir"])
+    check_choice(name("method"), arguments["method"], methods)
+    _check_builder(arguments["model_fn"])
+    if not isinstance(arguments["dataset"], str) or not arguments["dataset"]:
+        raise InputError(
+            f"Expected tfgrow.train.dataset to be a dataset name such as 'fashion_mnist' or "
+            f"'cifar10'. {_received('dataset', arguments['dataset'])}. Fix: set e.g. "
+            f"{_binding(name('dataset'), repr('fashion_mnist'))}."
+        )
+    for key, example in (("epochs", 12), ("global_batch_size", 128), ("log_every_steps", 50)):
+        check_integer(name(key), arguments[key], minimum=1, example=example)
+    check_integer(name("channel_multiple"), arguments["channel_multiple"], 1, 1024, example=8)
+    check_integer(name("seed"), arguments["seed"], 0, 2**31 - 1, example=0)
+    for key in ("max_train_examples", "max_eval_examples"):
+        if arguments[key] is not None:
+            check_integer(name(key), arguments[key], minimum=1, example=1000)
+    for key in ("learning_rate", "beta0", "final_temperature"):
+        check_number(name(key), arguments[key], 0, open_below=True, example=0.1)
+    if arguments["mask_learning_rate"] is not None:
+        check_number(name("mask_learning_rate"), arguments["mask_learning_rate"], 0, None, True, 10)
+    for key in ("momentum", "mask_momentum"):
+        check_number(name(key), arguments[key], 0, 0.999, example=0.9)
+    check_number(name("weight_decay"), arguments["weight_decay"], 0, example=5e-4)
+    check_number(name("capacity_sigmas"), arguments["capacity_sigmas"], 0, example=4.0)
+    check_number(name("capacity_headroom"), arguments["capacity_headroom"], 0, None, True, 1.0)
+    check_choice(name("schedule"), arguments["schedule"], schedules)
+    check_choice(name("relaxation"), arguments["relaxation"], relaxations)
+    check_choice(name("temperature_mode"), arguments["temperature_mode"], temperature_modes)
+    check_bool(name("mock_data_if_missing"), arguments["mock_data_if_missing"])
+    check_bool(name("jit_compile"), arguments["jit_compile"])
+    check_bool(name("static_capacities"), arguments["static_capacities"], allow_none=True)
+    check_input_dir(name("data_dir"), arguments["data_dir"])
+
+
+def _check_builder(model_fn):
+    if callable(model_fn) and not isinstance(model_fn, type):
+        return
+    raise InputError(
+        "Expected tfgrow.train.model_fn to be a model builder function, referenced with '@' and "
+        f"without '()'. {_received('model_fn', model_fn)}. Fix: set e.g. "
+        f"{_binding('tfgrow.train.model_fn', '@tfgrow.models.resnet_cifar')}."
+    )
+
+
+def checked_builder(model_fn, growing_network):
+    """Wraps a model builder so that what it returns is checked when it is built.
+
+    Args:
+        model_fn: the builder, `(input_shape, num_classes, **kwargs) -> model`.
+        growing_network: True when the method trains a `GrowingNetwork` ("grow", "full"); False
+            when it trains a plain Keras functional model (MorphNet methods).
+
+    Returns:
+        A builder with the same arguments that raises InputError when the model is not of the
+        expected kind, was built for another input shape or has another number of outputs.
+    """
+    from tfgrow.models.network import GrowingNetwork
+
+    expected = GrowingNetwork if growing_network else keras.Model
+    builder = getattr(model_fn, "__name__", repr(model_fn))
+
+    def build(input_shape, num_classes, **kwargs):
+        try:
+            model = model_fn(input_shape, num_classes, **kwargs)
+        except TypeError as error:
+            if "argument" not in str(error):
+                raise
+            raise InputError(
+                f"Expected tfgrow.train.model_fn to accept (input_shape, num_classes"
+                f"{', ' + ', '.join(f'{k}=...' for k in kwargs) if kwargs else ''}). Received: "
+                f"{builder}, which failed with: {str(error).splitlines()[0]}. Fix: use a builder "
+                "from tfgrow.models (README, 'Configuration') or give yours these arguments."
+            ) from error
+        if not isinstance(model, expected) or not (growing_network or _is_functional(model)):
+            kind = "a tfgrow GrowingNetwork" if growing_network else "a Keras functional model"
+            raise InputError(
+                f"Expected tfgrow.train.model_fn to return {kind}. Received: {builder} returned "
+                f"{type(model).__name__}. Fix: use a builder of tfgrow.models made for this "
+                "method (growing: resnet_cifar, vgg16, ...; MorphNet: keras_resnet_cifar, "
+                "mobilenet_v1)."
+            )
+        _check_built_shapes(model, builder, tuple(input_shape), num_classes)
+        return model
+
+    return build
+
+
+def _is_functional(model):
+    """Whether `model` is a Keras model with a functional graph (`inputs` and `outputs`)."""
+    try:
+        return bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _check_built_shapes(model, builder, input_shape, num_classes):
+    if hasattr(model, "input_spec_shape"):
+        built_for = tuple(model.input_spec_shape)
+        outputs = getattr(model.layer_sequence[-1], "units", None)
+    else:
+        built_for = tuple(model.inputs[0].shape[1:])
+        outputs = model.outputs[0].shape[-1]
+    if built_for != input_shape:
+        raise InputError(
+            f"Expected tfgrow.train.model_fn to build a model for the dataset's images of shape "
+            f"{input_shape}. Received: {builder} built {model.name} for {built_for}. Fix: build "
+            "the model from the input_shape argument the builder receives."
+        )
+    if outputs != num_classes:
+        raise InputError(
+            f"Expected tfgrow.train.model_fn to build a model with {num_classes} outputs (the "
+            f"dataset's classes). Received: {builder} built {model.name} with {outputs}. Fix: "
+            "build the output layer from the num_classes argument."
+        )
+
+
+def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if_missing, strategy):
+    """Checks that `dataset` exists (or may be mocked) and that its training split, truncated to
+    `max_train` examples, holds one global batch for the replicas of `strategy`.
+
+    Returns:
+        The number of training examples a run will use (None when mock data decides it).
+    """
+    from tfgrow import data as data_lib
+
+    try:
+        num_train = data_lib.dataset_info(dataset, data_dir=data_dir).num_train
+    except data_lib.DatasetNotFoundError as error:
+        close = difflib.get_close_matches(dataset, data_lib.datasets.KNOWN_DATASETS, n=1)
+        if close and "not found" in str(error).lower():
+            raise InputError(
+                f"Expected tfgrow.train.dataset to name a dataset. Received: {dataset!r}, which "
+                f"tfds does not know. Did you mean {close[0]!r}? Fix: set "
+                f"{_binding('tfgrow.train.dataset', repr(close[0]))}."
+            ) from error
+        if not mock_if_missing:
+            raise
+        num_train = None  # mock data: as many examples as max_train_examples asks for
+    if max_train is not None:
+        num_train = max_train if num_train is None else min(num_train, max_train)
+    if num_train is not None:
+        check_split_sizes(
+            num_train, global_batch_size, strategy.num_replicas_in_sync, dataset, max_train
+        )
+    return num_train
