@@ -49,7 +49,7 @@ def parse(gin_files, gin_bindings, search_path=None):
     if missing:
         raise ConfigError(
             f"Expected the gin files to set {', '.join(missing)}. Received: gin_files="
-            f"{gin_files}, which set neither a model nor a dataset. Fix: start from an "
+            f"{gin_files} and bindings {list(gin_bindings)}, which do not. Fix: start from an "
             "experiment file, e.g. --gin_file=configs/experiments/fashion_mnist_resnet20_grow.gin"
             ", and add your changes after it."
         )

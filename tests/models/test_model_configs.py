@@ -33,7 +33,8 @@ def clean_gin():
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_a_model_config_builds_its_architecture_through_tfgrow_train_model_fn(name):
     builder, model_name = CONFIGS[name]
-    bindings = [f"tfgrow.models.{builder}.width_multiplier = 0.0625"]
+    # A model file alone is not a run: the parser asks for a dataset too.
+    bindings = [f"tfgrow.models.{builder}.width_multiplier = 0.0625", "tfgrow.train.dataset = 'x'"]
     if name.startswith("autogrow_"):
         bindings.append("MAX_BLOCKS_PER_STAGE = 2")  # keeps the test fast; configs set 8-10
     config.parse([f"configs/models/{name}.gin"], bindings, search_path=REPO)
