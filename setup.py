@@ -15,6 +15,8 @@ setuptools.setup(
         "tensorboard>=2.21,<2.22",
         "tensorflow-datasets>=4.9.10",
         "gin-config>=0.5.0",
-        "absl-py>=2.1",
+        "absl-py>=1.4",
     ],
+    # The magnitude-pruning baseline (tensorflow-model-optimization needs Keras 2: tf_keras).
+    extras_require={"pruning": ["tensorflow-model-optimization>=0.8.1", "tf-keras>=2.21,<2.22"]},
 )
