@@ -37,10 +37,9 @@ def test_params_at_widths_counts_what_the_rebuilt_model_holds(build):
 @pytest.mark.parametrize("metric", ["params", "flops"])
 def test_uniform_widths_are_the_largest_one_fraction_that_meets_the_budget(metric):
     model = keras_resnet_cifar((28, 28, 1), 10)
-    graph = graph_lib.analyze(model)
-    multiplier, widths, cost, full_cost = sizing.uniform_widths(
-        model, graph, Budget(target=0.3, metric=metric)
-    )
+    sized = sizing.uniform_widths(model, Budget(target=0.3, metric=metric))
+    graph, multiplier, widths = sized.graph, sized.multiplier, sized.widths
+    cost, full_cost = sized.cost, sized.full_cost
     prunable = ~graph.fixed
     expected = [math.ceil(multiplier * size - 1e-9) for size in graph.group_sizes[prunable]]
     assert list(widths[prunable]) == expected

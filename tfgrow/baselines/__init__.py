@@ -10,6 +10,6 @@ One module per baseline; the method name (`tfgrow.train.method`) is the module's
 - `magnitude_pruning`: tensorflow-model-optimization's magnitude pruning (tf_keras only).
 
 The global temperature scheduler is growing with `tfgrow.train.temperature_mode='global'`.
-`plain` holds what the plain-Keras baselines share (data, training, summary); `sizing` the
-width-multiplier search against the budget.
+`sizing` sizes a uniform network to the budget; `tfgrow.train.plain` runs the stock-Keras ones
+(data, training with MorphNet's `Phase`, summary), as it runs MorphNet.
 """

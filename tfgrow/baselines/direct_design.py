@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from absl import logging
 
-from tfgrow.baselines import plain
 from tfgrow.export import build_plain_model
+from tfgrow.train import plain
 
 SOURCE_METHODS = ("grow", "random")
 
@@ -116,13 +116,9 @@ def run(**settings):
     full_model = baseline.build(build_plain_model, network, {}, {})
     grown = build_plain_model(network, channels, gates)
     model = baseline.build(reinitialise, grown, baseline.seed + 1)
-    ledger = baseline.new_ledger(full_model)
-    evaluation = baseline.train(model, "train", baseline.epochs, ledger)
-    return baseline.write_summary(
+    return baseline.train_from_scratch(
         model,
         full_model,
-        ledger,
-        evaluation,
         architecture,
         blocks,
         source_run_dir=design.source_run_dir,

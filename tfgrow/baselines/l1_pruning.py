@@ -21,11 +21,10 @@ import os
 import gin
 import numpy as np
 
-from tfgrow.baselines import plain, sizing
+from tfgrow.baselines import sizing
 from tfgrow.budget import Budget
-from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import slicing
-from tfgrow.morphnet.run import save_model_atomically
+from tfgrow.train import plain
 
 PRETRAINED_MODEL_FILE = "pretrained_model.keras"
 
@@ -90,18 +89,16 @@ def kept_filters(graph, scores, widths):
 def run(**settings):
     """One L1-pruning run; `settings` are `tfgrow.train.train`'s; returns the summary."""
     options = L1Pruning()
-    budget = Budget()
     baseline = plain.PlainRun(**settings)
     info = baseline.info
     full_model = baseline.build(baseline.model_fn, info.input_shape, info.num_classes)
-    graph = graph_lib.analyze(full_model)
-    multiplier, widths, cost, full_cost = sizing.uniform_widths(full_model, graph, budget)
+    sized = sizing.uniform_widths(full_model, Budget())
+    graph = sized.graph
     ledger = baseline.new_ledger(full_model)
     pretrained = baseline.train(full_model, "pretrain", baseline.epochs, ledger)
-    save_model_atomically(full_model, os.path.join(baseline.model_dir, PRETRAINED_MODEL_FILE))
+    plain.save_model_atomically(full_model, os.path.join(baseline.model_dir, PRETRAINED_MODEL_FILE))
     full_training_flops = ledger.train_flops_full  # the reference: the full network, trained
-    scores = filter_scores(full_model, graph)
-    keep = kept_filters(graph, scores, widths)
+    keep = kept_filters(graph, filter_scores(full_model, graph), sized.widths)
     model = baseline.build(slicing.rebuild_with_weights, full_model, graph, keep)
     fine_tune_epochs = max(1, round(options.fine_tune_epochs_ratio * baseline.epochs))
     evaluation = baseline.train(
@@ -113,17 +110,13 @@ def run(**settings):
         full_model,
         ledger,
         evaluation,
-        graph.structure(widths),
+        graph.structure(sized.widths),
         {},
-        budget_target=budget.target,
-        budget_metric=budget.metric,
-        width_multiplier=multiplier,
+        **sized.summary_fields(),
         l1_pruning={
             "pretrain_epochs": baseline.epochs,
             "fine_tune_epochs": fine_tune_epochs,
             "pretrained_eval_accuracy": pretrained["accuracy"],
-            "cost": cost,
-            "full_cost": full_cost,
             "kept_filters": {
                 graph.group_names[g]: [int(i) for i in keep[g]]
                 for g in range(graph.num_groups)

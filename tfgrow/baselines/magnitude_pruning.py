@@ -28,11 +28,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfgrow.baselines import plain
 from tfgrow.budget import Budget
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting
-from tfgrow.train import loop
+from tfgrow.train import loop, plain
 
 
 @gin.configurable(module="tfgrow")

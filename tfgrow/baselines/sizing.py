@@ -5,9 +5,12 @@ exact after rounding); only the cost differs: "params" counts what `summary.json
 (kernels, biases, BN gamma and beta: `params_at_widths`), "flops" the FLOPs per example.
 """
 
+from typing import NamedTuple
+
 import keras
 import numpy as np
 
+from tfgrow.graph import analysis as graph_lib
 from tfgrow.morphnet import expand as expand_lib
 
 L = keras.layers
@@ -43,22 +46,54 @@ def budget_cost(model, graph, metric):
     raise ValueError(f"Expected budget metric 'params' or 'flops'. Received: {metric!r}")
 
 
-def uniform_widths(model, graph, budget):
+class UniformSizing(NamedTuple):
+    """A uniform network sized to a budget (`uniform_widths`).
+
+    Attributes:
+        graph: the full model's `ChannelGraph`.
+        multiplier: the width multiplier ω.
+        widths: ceil(ω O) per group (fixed groups at full width).
+        cost, full_cost: the budget metric of `widths` and of the full network.
+        budget: the `tfgrow.Budget`.
+    """
+
+    graph: object
+    multiplier: float
+    widths: np.ndarray
+    cost: int
+    full_cost: int
+    budget: object
+
+    def summary_fields(self):
+        """The summary keys every uniformly sized baseline reports."""
+        return {
+            "budget_target": self.budget.target,
+            "budget_metric": self.budget.metric,
+            "width_multiplier": self.multiplier,
+            "budget_fraction": self.cost / self.full_cost,
+        }
+
+
+def uniform_widths(model, budget):
     """The largest uniform width multiplier whose network meets `budget` (a `tfgrow.Budget`).
 
+    Args:
+        model: the full stock Keras functional model.
+        budget: target fraction and metric ("params" or "flops").
+
     Returns:
-        (multiplier, widths per group, cost of those widths, cost of the full network), costs in
-        the budget's metric.
+        A `UniformSizing`.
     """
     if budget.target is None:
         raise ValueError(
             "Expected a budget target for a uniform network (tfgrow.Budget.target, e.g. 0.3). "
             "Received: target=None"
         )
+    graph = graph_lib.analyze(model)
     cost_fn, units = budget_cost(model, graph, budget.metric)
     full_cost = cost_fn(graph.full_widths())
     target = float(budget.target) * full_cost
     multiplier, widths, cost = expand_lib.expand(
         graph, graph.full_widths(), target, units, cost_fn=cost_fn
     )
-    return multiplier, np.asarray(widths, np.int64), cost, full_cost
+    return UniformSizing(graph, multiplier, np.asarray(widths, np.int64), cost, full_cost, budget)

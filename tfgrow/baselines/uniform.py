@@ -9,34 +9,20 @@ network's; `train_cost_savings` compares them with the full network's over the s
 
 import keras
 
-from tfgrow.baselines import plain, sizing
+from tfgrow.baselines import sizing
 from tfgrow.budget import Budget
-from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import slicing
+from tfgrow.train import plain
 
 
 def run(**settings):
     """One uniform-pruning run; `settings` are `tfgrow.train.train`'s; returns the summary."""
-    budget = Budget()
     baseline = plain.PlainRun(**settings)
-    full_model = baseline.build(
-        baseline.model_fn, baseline.info.input_shape, baseline.info.num_classes
-    )
-    graph = graph_lib.analyze(full_model)
-    multiplier, widths, cost, full_cost = sizing.uniform_widths(full_model, graph, budget)
+    info = baseline.info
+    full_model = baseline.build(baseline.model_fn, info.input_shape, info.num_classes)
+    sized = sizing.uniform_widths(full_model, Budget())
     keras.utils.set_random_seed(baseline.seed + 1)  # fresh initialisation of the small network
-    model = baseline.build(slicing.build_at_widths, full_model, graph, widths)
-    ledger = baseline.new_ledger(full_model)
-    evaluation = baseline.train(model, "train", baseline.epochs, ledger)
-    return baseline.write_summary(
-        model,
-        full_model,
-        ledger,
-        evaluation,
-        graph.structure(widths),
-        {},
-        budget_target=budget.target,
-        budget_metric=budget.metric,
-        width_multiplier=multiplier,
-        uniform={"cost": cost, "full_cost": full_cost, "fraction": cost / full_cost},
+    model = baseline.build(slicing.build_at_widths, full_model, sized.graph, sized.widths)
+    return baseline.train_from_scratch(
+        model, full_model, sized.graph.structure(sized.widths), {}, **sized.summary_fields()
     )

@@ -1,7 +1,7 @@
-"""What the plain-Keras baselines share: data and strategy, from-scratch training, the summary.
+"""Runs that train stock Keras models: MorphNet and the plain baselines (tfgrow/baselines/).
 
-`PlainRun` is one baseline run (uniform, direct design, L1 pruning) set up from the
-`tfgrow.train.train` arguments: strategy, seed, the train and test splits, steps per epoch.
+`PlainRun` is one such run set up from the `tfgrow.train.train` arguments: strategy, seed, the
+train and test splits, steps per epoch.
 `PlainRun.train` trains a stock Keras model with MorphNet's `Phase` (momentum SGD with L2 weight
 decay on the run's learning-rate schedule), counting training FLOPs in a `Ledger`;
 `PlainRun.write_summary` writes the contract keys of `summary.json` (README, "What a run writes").
@@ -15,14 +15,20 @@ import tensorflow as tf
 
 from tfgrow.graph import counting
 from tfgrow.morphnet import phase as phase_lib
-from tfgrow.morphnet.run import save_model_atomically
 from tfgrow.train import loop
 
 FINAL_MODEL_FILE = "final_model.keras"
 
 
+def save_model_atomically(model, path):
+    """model.save to a temporary name in the same directory, then rename over `path`."""
+    temporary = os.path.join(os.path.dirname(path), ".tmp_" + os.path.basename(path))
+    model.save(temporary)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
 class PlainRun:
-    """One baseline run on stock Keras models; arguments as `tfgrow.train.train`'s."""
+    """One run on stock Keras models; arguments as `tfgrow.train.train`'s."""
 
     def __init__(
         self,
@@ -119,6 +125,14 @@ class PlainRun:
         )
         return phase.fit(
             self.dist_train, self.dist_eval, epochs, self.model_dir, self.log_every_steps, 1
+        )
+
+    def train_from_scratch(self, model, full_model, architecture, blocks, **extra):
+        """Trains `model` for the run's epochs, then `write_summary`; returns the summary."""
+        ledger = self.new_ledger(full_model)
+        evaluation = self.train(model, "train", self.epochs, ledger)
+        return self.write_summary(
+            model, full_model, ledger, evaluation, architecture, blocks, **extra
         )
 
     def write_summary(self, model, full_model, ledger, evaluation, architecture, blocks, **extra):
