@@ -83,3 +83,12 @@ def test_a_tiny_random_run_ends_at_its_seeded_draw_with_frozen_logits(tmp_path):
     assert summary["architecture"] == {name: int(keep.sum()) for name, keep in kept.items()}
     # Sub-networks of about 30% of the channels per group: conv FLOPs fall to about 0.3^2.
     assert summary["train_cost_savings"] > 4.0
+
+
+def test_static_capacities_are_planned_from_p_not_from_the_logits():
+    network = resnet_cifar((8, 8, 1), 10)
+    random_sampling.prepare(network, 0.3, seed=0)
+    bounds = network.sampling_bounds(Temperature(num_epochs=1.0), 0.0)
+    # Mean plus 4 standard deviations of Binomial(n, 0.3), floored: 16 -> 4.8 + 7.33, 64 ->
+    # 19.2 + 14.66. From the logits (sigma(+-3) = 0.95 / 0.05) they would follow the final draw.
+    assert bounds["stage1"] == 12 and bounds["stage3"] == 33

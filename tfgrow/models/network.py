@@ -228,10 +228,16 @@ class GrowingNetwork(keras.Model):
         ladders = self.capacity_ladders()
         return {name: choose_capacity(ladders[name], needs[name]) for name in ladders}
 
+    def _sampling_probabilities(self, group, temperature, epoch):
+        """The probability each structure of `group` is drawn in a training step (numpy)."""
+        if self.fixed_probability is not None:
+            return np.full([group.size], self.fixed_probability)
+        return group.probabilities(temperature, epoch).numpy()
+
     def sampling_bounds(self, temperature, epoch, sigmas=4.0):
         """Group -> a high quantile of the number of structures a step draws now (host)."""
         return {
-            name: count_bound(group.probabilities(temperature, epoch).numpy(), sigmas)
+            name: count_bound(self._sampling_probabilities(group, temperature, epoch), sigmas)
             for name, group in self.channel_groups.items()
         }
 
