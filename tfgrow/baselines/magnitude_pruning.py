@@ -46,7 +46,7 @@ class MagnitudePruning:
         timing_steps: training steps per model and round.
     """
 
-    def __init__(self, end_fraction=0.75, num_updates=20, timing_rounds=5, timing_steps=5):
+    def __init__(self, end_fraction=0.75, num_updates=20, timing_rounds=10, timing_steps=5):
         if not 0.0 < end_fraction <= 1.0:
             raise ValueError(
                 f"Expected tfgrow.MagnitudePruning.end_fraction in (0, 1]. Received: {end_fraction}"
