@@ -4,11 +4,14 @@ import json
 import os
 
 import keras
+import numpy as np
 import pytest
 
 from tests.test_launcher import contract_problems, launch
+from tfgrow import cost
 from tfgrow.baselines import direct_design
 from tfgrow.graph import counting
+from tfgrow.models import basic3resnet
 
 CONFIG = "configs/experiments/fashion_mnist_resnet20_direct_design.gin"
 
@@ -74,3 +77,20 @@ def test_an_unfinished_source_run_stops_the_launcher_with_a_message(tmp_path):
     assert "it has checkpoints but no summary.json: it has not finished" in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "run" / "summary.json")
+
+
+def test_blocks_that_are_off_are_removed_and_the_costs_are_the_architectures():
+    network = basic3resnet((8, 8, 1), 10, max_blocks_per_stage=3)
+    widths = {name: max(1, group.size // 4) for name, group in network.channel_groups.items()}
+    blocks = {name: 0 for name in network.all_block_names()}
+    blocks.update({"stage1_block2": 1, "stage3_block3": 1})
+    gated = {name: on for name, on in blocks.items() if name in network.gate_groups}
+    model = direct_design.build_model(network, widths, blocks, seed=1)
+    assert counting.count_model(model) == tuple(cost.count(network.layer_costs, widths, gated))
+    names = {layer.name for layer in model.layers}
+    assert "stage1_block2_conv1" in names and "stage2_block2_conv1" not in names
+    # Fresh weights: BN at gamma 1, kernels not the growing network's.
+    conv = model.get_layer("stage1_block2_conv1")
+    grown = [layer for layer in network.layer_sequence if layer.name == "stage1_block2"][0]
+    assert not np.allclose(conv.kernel.numpy(), grown.conv1.kernel.numpy()[..., :4, :4])
+    np.testing.assert_array_equal(model.get_layer("stage1_block2_conv1_bn").gamma.numpy(), 1.0)

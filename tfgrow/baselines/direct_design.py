@@ -91,6 +91,24 @@ def reinitialise(model, seed):
     return fresh
 
 
+def build_model(network, architecture, blocks, seed):
+    """The stock Keras model of `network` at `architecture` and `blocks`, freshly initialised.
+
+    Args:
+        network: the growable model of the source run (`GrowingNetwork`).
+        architecture: channel group -> width (the first `width` channels are kept: all are
+            re-initialised, so which ones does not matter).
+        blocks: block -> 0/1; gated blocks at 0 are removed.
+        seed: seed of the fresh kernels.
+    """
+    channels = {
+        name: (np.arange(width), np.ones([width], np.float32))
+        for name, width in architecture.items()
+    }
+    gates = {name: 1.0 if blocks[name] else None for name in network.gate_groups}
+    return reinitialise(build_plain_model(network, channels, gates), seed)
+
+
 def run(**settings):
     """One direct-design run; `settings` are `tfgrow.train.train`'s; returns the summary."""
     design = DirectDesign()
@@ -108,14 +126,8 @@ def run(**settings):
         )
     architecture = {name: int(width) for name, width in source["architecture"].items()}
     blocks = {name: int(on) for name, on in source["blocks"].items()}
-    channels = {
-        name: (np.arange(width), np.ones([width], np.float32))
-        for name, width in architecture.items()
-    }
-    gates = {name: 1.0 if blocks[name] else None for name in gated}
     full_model = baseline.build(build_plain_model, network, {}, {})
-    grown = build_plain_model(network, channels, gates)
-    model = baseline.build(reinitialise, grown, baseline.seed + 1)
+    model = baseline.build(build_model, network, architecture, blocks, baseline.seed + 1)
     return baseline.train_from_scratch(
         model,
         full_model,
