@@ -163,30 +163,16 @@ def _sparse_flops(model):
     return int(round(total))
 
 
-def run(**settings):
-    """One magnitude-pruning run; `settings` are `tfgrow.train.train`'s; returns the summary."""
-    import tensorflow_model_optimization as tfmot
-    import tf_keras
-
-    options = MagnitudePruning()
-    budget = Budget()
-    if budget.metric != "params" or budget.target is None:
-        raise ValueError(
-            "Expected tfgrow.Budget.metric='params' with a target for magnitude pruning (it "
-            f"removes weights, not FLOPs). Received: metric={budget.metric!r}, "
-            f"target={budget.target}"
-        )
-    baseline = plain.PlainRun(**settings)
+def _train_pruned(sparsity, tf_keras, baseline, final_sparsity, options):
+    """The tf_keras network wrapped by `prune_low_magnitude`, trained with its schedule."""
     total_steps = baseline.steps_per_epoch * baseline.epochs
-    full_model = baseline.model_fn(baseline.info.input_shape, baseline.info.num_classes)
-    final_sparsity = kernel_sparsity_for(full_model, float(budget.target))
-    sparsity = tfmot.sparsity.keras
+    end_step = max(1, int(options.end_fraction * total_steps))
     schedule = sparsity.PolynomialDecay(
         initial_sparsity=0.0,
         final_sparsity=final_sparsity,
         begin_step=0,
-        end_step=max(1, int(options.end_fraction * total_steps)),
-        frequency=max(1, int(options.end_fraction * total_steps) // options.num_updates),
+        end_step=end_step,
+        frequency=max(1, end_step // options.num_updates),
     )
     pruned = sparsity.prune_low_magnitude(
         _build_tf_keras(baseline, tf_keras), pruning_schedule=schedule
@@ -206,6 +192,28 @@ def run(**settings):
         callbacks=[sparsity.UpdatePruningStep(), log],
         verbose=0,
     )
+    return pruned
+
+
+def run(**settings):
+    """One magnitude-pruning run; `settings` are `tfgrow.train.train`'s; returns the summary."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    options = MagnitudePruning()
+    budget = Budget()
+    if budget.metric != "params" or budget.target is None:
+        raise ValueError(
+            "Expected tfgrow.Budget.metric='params' with a target for magnitude pruning (it "
+            f"removes weights, not FLOPs). Received: metric={budget.metric!r}, "
+            f"target={budget.target}"
+        )
+    baseline = plain.PlainRun(**settings)
+    total_steps = baseline.steps_per_epoch * baseline.epochs
+    full_model = baseline.model_fn(baseline.info.input_shape, baseline.info.num_classes)
+    final_sparsity = kernel_sparsity_for(full_model, float(budget.target))
+    sparsity = tfmot.sparsity.keras
+    pruned = _train_pruned(sparsity, tf_keras, baseline, final_sparsity, options)
     eval_loss, eval_accuracy = pruned.evaluate(baseline.eval_data, verbose=0)
     steps = int(pruned.optimizer.iterations.numpy())
     num_traces = pruned.train_function.experimental_get_tracing_count()
