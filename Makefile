@@ -10,6 +10,7 @@ setup:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -r requirements-pruning.txt
 
 main: setup
 	$(PYTHON) -m launchers.train \

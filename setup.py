@@ -17,4 +17,6 @@ setuptools.setup(
         "gin-config>=0.5.0",
         "absl-py>=2.1",
     ],
+    # The magnitude-pruning baseline (tensorflow-model-optimization needs Keras 2: tf_keras).
+    extras_require={"pruning": ["tensorflow-model-optimization>=0.8.1", "tf-keras>=2.21,<2.22"]},
 )

@@ -32,7 +32,9 @@ from tfgrow.layers.pooling import Pool2D
 from tfgrow.train import checkpoint as checkpoint_lib
 
 FORMATS = ("saved_model", "tflite")
-STOCK_MODEL_METHODS = ("morphnet", "width_multiplier")
+# Runs whose final network is a stock Keras model saved as final_model.keras (tfgrow.train.plain);
+# magnitude pruning's is too, but its summary counts nonzero params, so it is not exported.
+STOCK_MODEL_METHODS = ("morphnet", "width_multiplier", "uniform", "direct_design", "l1_pruning")
 FINAL_MODEL_FILE = "final_model.keras"
 TFLITE_FILE = "model.tflite"
 INFO_FILE = "export_info.json"
@@ -87,6 +89,19 @@ def plain_model(network, temperature=None, epoch=None, name=None):
         channels, gates = kept_structures(network, temperature, epoch)
     else:
         channels, gates = {}, {}
+    return build_plain_model(network, channels, gates, name)
+
+
+def build_plain_model(network, channels, gates, name=None):
+    """A stock-Keras model of `network` at the given kept structures, weights sliced from it.
+
+    Args:
+        network: a `GrowingNetwork`.
+        channels: group -> (kept indices, mask values folded in); absent groups are full.
+        gates: gated block -> gate value folded in, or None for a block that is off; absent
+            blocks are on with value 1.
+        name: the Keras model's name (default: the network's).
+    """
     builder = _PlainBuilder(channels)
     inputs = keras.Input(network.input_spec_shape, name="images")
     x = inputs
@@ -303,8 +318,8 @@ def export_run(model_dir, export_dir, format="saved_model"):
 
     Growing runs (`summary.json` method "grow" or "full"): the network is rebuilt from
     `operative_config.gin`, restored from the latest checkpoint and converted by `plain_model`.
-    MorphNet runs (method "morphnet" or "width_multiplier"): `final_model.keras` is exported as
-    it is. Either way the exported model's params and FLOPs must equal `summary.json`'s.
+    MorphNet runs and the stock-Keras baselines (`STOCK_MODEL_METHODS`): `final_model.keras` is
+    exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s.
     """
     summary = _read_summary(model_dir)
     method = summary.get("method")

@@ -32,9 +32,9 @@ def check_width_multiplier(width_multiplier):
         raise ValueError(f"Expected width_multiplier > 0. Received: {width_multiplier}")
 
 
-def conv(filters, kernel_size, strides, name):
+def conv(filters, kernel_size, strides, name, layers=L):
     """A Conv2D layer without bias, He-initialised, "same" padding."""
-    return L.Conv2D(
+    return layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -45,21 +45,21 @@ def conv(filters, kernel_size, strides, name):
     )
 
 
-def batch_norm_relu(x, name, relu=True):
+def batch_norm_relu(x, name, relu=True, layers=L):
     """BN named `{name}_bn`, then (optionally) ReLU named `{name}_relu`."""
-    x = L.BatchNormalization(
+    x = layers.BatchNormalization(
         momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name + "_bn"
     )(x)
-    return L.ReLU(name=name + "_relu")(x) if relu else x
+    return layers.ReLU(name=name + "_relu")(x) if relu else x
 
 
-def conv_bn(x, filters, kernel_size, strides, name, relu=True):
+def conv_bn(x, filters, kernel_size, strides, name, relu=True, layers=L):
     """Conv -> BN -> optional ReLU, named `{name}_conv|_bn|_relu`."""
-    x = conv(filters, kernel_size, strides, name + "_conv")(x)
-    return batch_norm_relu(x, name, relu)
+    x = conv(filters, kernel_size, strides, name + "_conv", layers)(x)
+    return batch_norm_relu(x, name, relu, layers)
 
 
-def merge_branch(x, branch, output_channels, strides, name, residual):
+def merge_branch(x, branch, output_channels, strides, name, residual, layers=L):
     """The end of a block: `relu(shortcut(x) + branch)` (residual) or `relu(branch)` (plain).
 
     The shortcut is the identity when the block keeps its shape, else a 1x1 conv + BN with the
@@ -68,19 +68,21 @@ def merge_branch(x, branch, output_channels, strides, name, residual):
     if residual:
         shortcut = x
         if strides != 1 or x.shape[-1] != output_channels:
-            shortcut = conv_bn(x, output_channels, 1, strides, name + "_shortcut", relu=False)
-        branch = L.Add(name=name + "_add")([shortcut, branch])
-    return L.ReLU(name=name + "_out")(branch)
+            shortcut = conv_bn(
+                x, output_channels, 1, strides, name + "_shortcut", relu=False, layers=layers
+            )
+        branch = layers.Add(name=name + "_add")([shortcut, branch])
+    return layers.ReLU(name=name + "_out")(branch)
 
 
-def basic_block(x, filters, strides, name, residual=True):
+def basic_block(x, filters, strides, name, residual=True, layers=L):
     """conv3x3-BN-ReLU-conv3x3-BN, then the shortcut (residual) and ReLU; `filters` out."""
-    y = conv_bn(x, filters, 3, strides, name + "_1")
-    y = conv_bn(y, filters, 3, 1, name + "_2", relu=False)
-    return merge_branch(x, y, filters, strides, name, residual)
+    y = conv_bn(x, filters, 3, strides, name + "_1", layers=layers)
+    y = conv_bn(y, filters, 3, 1, name + "_2", relu=False, layers=layers)
+    return merge_branch(x, y, filters, strides, name, residual, layers)
 
 
-def stages(x, widths, blocks_per_stage, block, residual):
+def stages(x, widths, blocks_per_stage, block, residual, **block_kwargs):
     """Stages of `block`s; the first block of every stage but the first strides by 2.
 
     Args:
@@ -89,6 +91,7 @@ def stages(x, widths, blocks_per_stage, block, residual):
         blocks_per_stage: one count per stage, or one int for all stages.
         block: `basic_block` or another function `(x, width, strides, name, residual) -> y`.
         residual: shortcuts (ResNets) or none (plain nets).
+        **block_kwargs: passed on to every `block` call (e.g. `layers=tf_keras.layers`).
 
     Returns:
         The last block's output.
@@ -103,30 +106,30 @@ def stages(x, widths, blocks_per_stage, block, residual):
     for stage, (width, num_blocks) in enumerate(zip(widths, blocks_per_stage), start=1):
         for index in range(1, num_blocks + 1):
             strides = 2 if stage > 1 and index == 1 else 1
-            x = block(x, width, strides, f"stage{stage}_block{index}", residual)
+            x = block(x, width, strides, f"stage{stage}_block{index}", residual, **block_kwargs)
     return x
 
 
-def classifier(x, num_classes):
+def classifier(x, num_classes, layers=L):
     """Global average pool ("pool") -> dense logits ("logits")."""
-    x = L.GlobalAveragePooling2D(name="pool")(x)
-    return L.Dense(num_classes, name="logits")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return layers.Dense(num_classes, name="logits")(x)
 
 
 def cifar_basic_network(
-    input_shape, num_classes, width_multiplier, blocks_per_stage, residual, name
+    input_shape, num_classes, width_multiplier, blocks_per_stage, residual, name, api=keras
 ):
     """Stem conv3x3 (16) -> 3 stages of basic blocks at 16/32/64 -> pool -> logits."""
     check_width_multiplier(width_multiplier)
-    inputs = keras.Input(input_shape, name="images")
-    x = conv_bn(inputs, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem")
+    inputs = api.Input(input_shape, name="images")
+    x = conv_bn(inputs, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem", layers=api.layers)
     widths = [scaled(width, width_multiplier) for width in STAGE_WIDTHS]
-    x = stages(x, widths, blocks_per_stage, basic_block, residual)
-    return keras.Model(inputs, classifier(x, num_classes), name=name)
+    x = stages(x, widths, blocks_per_stage, basic_block, residual, layers=api.layers)
+    return api.Model(inputs, classifier(x, num_classes, api.layers), name=name)
 
 
 @gin.configurable(module="tfgrow.models")
-def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20):
+def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20, keras_module=None):
     """CIFAR ResNet (He et al. 2016) as a stock Keras functional model.
 
     Args:
@@ -134,6 +137,9 @@ def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20)
         num_classes: number of logits.
         width_multiplier: scales the 16/32/64 stage widths.
         depth: 6n + 2 (20, 32, 44, 56, 110): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M parameters.
+        keras_module: the Keras package to build with: None for Keras 3 (`keras`), or the
+            `tf_keras` module (Keras 2; same layer names and weights), for
+            tensorflow-model-optimization (`tfgrow.baselines.magnitude_pruning`).
 
     Returns:
         A `keras.Model` named "resnet{depth}" that outputs logits.
@@ -142,5 +148,11 @@ def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20)
         raise ValueError(f"Expected depth = 6n + 2 (20, 32, 56, ...). Received: depth={depth}")
     blocks_per_stage = (depth - 2) // 6
     return cifar_basic_network(
-        input_shape, num_classes, width_multiplier, blocks_per_stage, True, f"resnet{depth}"
+        input_shape,
+        num_classes,
+        width_multiplier,
+        blocks_per_stage,
+        True,
+        f"resnet{depth}",
+        api=keras_module or keras,
     )

@@ -28,6 +28,7 @@ from tfgrow.masks import (
     choose_capacity,
     count_bound,
     fold_in,
+    sample_fixed,
     sample_mask,
 )
 
@@ -122,6 +123,9 @@ class GrowingNetwork(keras.Model):
 
     _current_temperature = None
     _current_epoch = 0.0
+    # The random baseline (tfgrow.baselines.random_sampling): every structure is drawn with this
+    # probability and carries mask value 1; None samples from the logits (METHOD.md §1.2).
+    fixed_probability = None
     fit_settings = None  # set by GrowingCallback (tfgrow/train/callback.py)
 
     def forward(self, inputs, context):
@@ -149,6 +153,8 @@ class GrowingNetwork(keras.Model):
         )
 
     def _probabilities(self, group, temperature, epoch):
+        if self.fixed_probability is not None:
+            return tf.ones_like(tf.convert_to_tensor(group.logits))
         if temperature is None:
             return tf.sigmoid(tf.convert_to_tensor(group.logits))
         return group.probabilities(temperature, epoch)
@@ -205,9 +211,13 @@ class GrowingNetwork(keras.Model):
         for index, (name, group) in enumerate(self._all_groups()):
             group_seed = fold_in(seed, index)
             beta = temperature.beta(tf.convert_to_tensor(group.counters), epoch)
-            q, relaxed = sample_mask(
-                group.logits, beta, group_seed, relaxation, at_least_one=group.kind == "channel"
-            )
+            at_least_one = group.kind == "channel"
+            if self.fixed_probability is None:
+                q, relaxed = sample_mask(group.logits, beta, group_seed, relaxation, at_least_one)
+            else:
+                q, relaxed = sample_fixed(
+                    group.logits, self.fixed_probability, group_seed, at_least_one
+                )
             if group.kind == "layer":
                 context.gates[name] = Gate(q[0], relaxed[0])
             else:
@@ -236,10 +246,16 @@ class GrowingNetwork(keras.Model):
         ladders = self.capacity_ladders()
         return {name: choose_capacity(ladders[name], needs[name]) for name in ladders}
 
+    def _sampling_probabilities(self, group, temperature, epoch):
+        """The probability each structure of `group` is drawn in a training step (numpy)."""
+        if self.fixed_probability is not None:
+            return np.full([group.size], self.fixed_probability)
+        return group.probabilities(temperature, epoch).numpy()
+
     def sampling_bounds(self, temperature, epoch, sigmas=4.0):
         """Group -> a high quantile of the number of structures a step draws now (host)."""
         return {
-            name: count_bound(group.probabilities(temperature, epoch).numpy(), sigmas)
+            name: count_bound(self._sampling_probabilities(group, temperature, epoch), sigmas)
             for name, group in self.channel_groups.items()
         }
 

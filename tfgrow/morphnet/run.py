@@ -15,19 +15,18 @@ final network alone.
 """
 
 import os
-import time
 
 import gin
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from tfgrow.graph import analysis as graph_lib
-from tfgrow.graph import counting, slicing
+from tfgrow.graph import slicing
 from tfgrow.morphnet import expand as expand_lib
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
+from tfgrow.train import loop, plain
 
 METHODS = ("morphnet", "width_multiplier")
 REGULARIZERS = graph_lib.RESOURCES  # ("flops", "size")
@@ -98,65 +97,27 @@ class MorphNet:
         self.target_fraction = float(target_fraction)
 
 
-def run(
-    model_dir,
-    method,
-    model_fn,
-    dataset,
-    epochs,
-    global_batch_size,
-    learning_rate,
-    schedule,
-    momentum,
-    weight_decay,
-    seed,
-    data_dir,
-    max_train_examples,
-    max_eval_examples,
-    log_every_steps,
-    mock_data_if_missing,
-    strategy,
-):
-    """One MorphNet or width-multiplier run; writes its outputs and returns the summary."""
-    from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
-
-    if epochs <= 0 or global_batch_size <= 0:
-        raise ValueError(
-            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
-            f"global_batch_size={global_batch_size}"
-        )
-    settings = MorphNet()
-    if method == "morphnet" and settings.strength is None:
+def run(**settings):
+    """One MorphNet or width-multiplier run; `settings` are `tfgrow.train.train`'s; writes its
+    outputs (`tfgrow.train.plain.PlainRun`) and returns the summary."""
+    method, model_dir = settings["method"], settings["model_dir"]
+    epochs, log_every_steps = settings["epochs"], settings["log_every_steps"]
+    options = MorphNet()
+    if method == "morphnet" and options.strength is None:
         raise ValueError(
             "Expected tfgrow.MorphNet.strength for method 'morphnet'. Received: None. Set e.g. "
             "--gin_bindings='tfgrow.MorphNet.strength=1e-8'"
         )
-    strategy = strategy or loop.make_strategy()
-    keras.utils.set_random_seed(seed)
-    tf.io.gfile.makedirs(model_dir)
-    info, train_data, eval_data = loop._load_data(
-        dataset,
-        data_dir,
-        global_batch_size,
-        seed,
-        max_train_examples,
-        max_eval_examples,
-        mock_data_if_missing,
+    baseline = plain.PlainRun(**settings)
+    seed_model = baseline.build(
+        baseline.model_fn, baseline.info.input_shape, baseline.info.num_classes
     )
-    num_train = min(info.num_train, max_train_examples or info.num_train)
-    steps_per_epoch = max(1, num_train // global_batch_size)
-    dist_train = strategy.experimental_distribute_dataset(train_data)
-    dist_eval = strategy.experimental_distribute_dataset(eval_data)
-
-    with strategy.scope():
-        seed_model = model_fn(info.input_shape, info.num_classes)
     graph = graph_lib.analyze(seed_model)
-    resource = settings.regularizer
+    resource = options.regularizer
     seed_widths = graph.full_widths()
     seed_cost = graph.cost(seed_widths, resource)
-    target = settings.target_fraction * seed_cost
+    target = options.target_fraction * seed_cost
     expand_lib.check_target(graph, target, resource)  # before any training
-    seed_flops = graph.cost(seed_widths, "flops")
     logging.info(
         "%s: %d channel groups (%d fixed: %s); seed %s %d, target %.0f",
         seed_model.name,
@@ -168,33 +129,35 @@ def run(
         target,
     )
     loop._write_operative_config(model_dir)
-    ledger = phase_lib.Ledger(global_batch_size, seed_flops)
-    start_time = time.time()
+    ledger = baseline.new_ledger(seed_model)
     iterations = []
     current_widths = seed_widths
     if method == "morphnet":
-        shrink_epochs = max(1, round(settings.shrink_epochs_ratio * epochs))
-        shrink_rate = settings.shrink_learning_rate or learning_rate
-        for iteration in range(settings.num_iterations):
-            with strategy.scope():
-                model = (
-                    seed_model
-                    if iteration == 0
-                    else slicing.build_at_widths(seed_model, graph, current_widths)
-                )
-                regularizer = GammaRegularizer(
-                    model, graph_lib.analyze(model), resource, settings.gamma_threshold
-                )
+        shrink_epochs = max(1, round(options.shrink_epochs_ratio * epochs))
+        shrink_rate = options.shrink_learning_rate or baseline.learning_rate
+        for iteration in range(options.num_iterations):
+            model = (
+                seed_model
+                if iteration == 0
+                else baseline.build(slicing.build_at_widths, seed_model, graph, current_widths)
+            )
+            regularizer = baseline.build(
+                GammaRegularizer,
+                model,
+                graph_lib.analyze(model),
+                resource,
+                options.gamma_threshold,
+            )
             phase = phase_lib.Phase(
                 f"shrink_iter{iteration}",
                 model,
-                strategy,
-                global_batch_size,
+                baseline.strategy,
+                baseline.global_batch_size,
                 shrink_rate,
-                momentum,
-                weight_decay,
+                baseline.momentum,
+                baseline.weight_decay,
                 regularizer,
-                settings.strength,
+                options.strength,
                 ledger,
             )
             structure_path = os.path.join(model_dir, f"structure_iter{iteration}.json")
@@ -204,8 +167,8 @@ def run(
                 loop._write_json(path, regularizer.graph.structure(widths))
 
             evaluation = phase.fit(
-                dist_train,
-                dist_eval,
+                baseline.dist_train,
+                baseline.dist_eval,
                 shrink_epochs,
                 model_dir,
                 log_every_steps,
@@ -243,84 +206,39 @@ def run(
         multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
         logging.info("uniform width multiplier x%.4f meets the target", multiplier)
 
-    keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
-    with strategy.scope():
-        final_model = slicing.build_at_widths(seed_model, graph, current_widths)
-    total_steps = steps_per_epoch * epochs
-    rate = (
-        learning_rate
-        if schedule == "constant"
-        else loop.learning_rate_schedule(total_steps, learning_rate, schedule)
-    )
-    phase = phase_lib.Phase(
-        "train",
-        final_model,
-        strategy,
-        global_batch_size,
-        rate,
-        momentum,
-        weight_decay,
-        None,
-        0.0,
-        ledger,
-    )
+    keras.utils.set_random_seed(baseline.seed + 1)  # the final network: a fresh initialisation
+    final_model = baseline.build(slicing.build_at_widths, seed_model, graph, current_widths)
     loop._write_json(
         os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
     )
     loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
-    evaluation = phase.fit(dist_train, dist_eval, epochs, model_dir, log_every_steps, seed_cost)
-    save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
-
-    params, flops = counting.count_model(final_model)
-    params_full, flops_full = counting.count_model(seed_model)
-    summary = {
-        "method": method,
-        "model": seed_model.name,
-        "dataset": dataset,
-        "epochs": epochs,
-        "steps": ledger.steps,
-        "global_batch_size": global_batch_size,
-        "eval_accuracy": float(evaluation["accuracy"]),
-        "eval_loss": float(evaluation["loss"]),
-        "params": params,
-        "params_full": params_full,
-        "flops": flops,
-        "flops_full": flops_full,
-        "train_flops": ledger.train_flops,
-        "train_flops_full": ledger.train_flops_full,
-        "train_cost_savings": ledger.train_flops_full / ledger.train_flops,
-        "wall_time_s": time.time() - start_time,
-        "architecture": graph.structure(current_widths),
-        "blocks": {},
-        "num_compiles": ledger.num_traces,
-        "budget_target": settings.target_fraction,
-        "budget_metric": "params" if resource == "size" else "flops",
-        "width_multiplier": multiplier,
-        "morphnet": {
+    evaluation = baseline.train(final_model, "train", epochs, ledger)
+    return baseline.write_summary(
+        final_model,
+        seed_model,
+        ledger,
+        evaluation,
+        graph.structure(current_widths),
+        {},
+        budget_target=options.target_fraction,
+        budget_metric="params" if resource == "size" else "flops",
+        width_multiplier=multiplier,
+        morphnet={
             "regularizer": resource,
-            "strength": settings.strength if method == "morphnet" else None,
-            "gamma_threshold": settings.gamma_threshold,
+            "strength": options.strength if method == "morphnet" else None,
+            "gamma_threshold": options.gamma_threshold,
             "num_iterations": len(iterations),
-            "target_fraction": settings.target_fraction,
+            "target_fraction": options.target_fraction,
             "target_cost": target,
             "seed_cost": seed_cost,
             "final_cost": graph.cost(current_widths, resource),
             "iterations": iterations,
             "fixed_groups": graph.fixed_groups,
         },
-    }
-    loop._write_json(os.path.join(model_dir, "summary.json"), summary)
-    return summary
+    )
 
 
 def _to_seed_order(seed_graph, graph, widths):
     """Widths of a rebuilt model's groups, in the seed graph's group order (matched by name)."""
     by_name = graph.group_widths_by_name(widths)
     return np.array([by_name[name] for name in seed_graph.group_names], np.int64)
-
-
-def save_model_atomically(model, path):
-    """model.save to a temporary name in the same directory, then rename over `path`."""
-    temporary = os.path.join(os.path.dirname(path), ".tmp_" + os.path.basename(path))
-    model.save(temporary)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
