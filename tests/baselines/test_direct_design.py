@@ -73,7 +73,7 @@ def test_an_unfinished_source_run_stops_the_launcher_with_a_message(tmp_path):
     result = launch(
         tmp_path / "run", CONFIG, "configs/tiny.gin", bindings=[f"SOURCE_RUN_DIR='{source}'"]
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # a refused input (README, "Errors and what they say")
     assert "it has checkpoints but no summary.json: it has not finished" in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "run" / "summary.json")
