@@ -243,6 +243,8 @@ def run(
         multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
         logging.info("uniform width multiplier x%.4f meets the target", multiplier)
 
+    # The naive baseline at the same target, for the plots' widths per layer (tfgrow/plots/).
+    uniform_multiplier, uniform_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
     keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
     with strategy.scope():
         final_model = slicing.build_at_widths(seed_model, graph, current_widths)
@@ -307,6 +309,9 @@ def run(
             "final_cost": graph.cost(current_widths, resource),
             "iterations": iterations,
             "fixed_groups": graph.fixed_groups,
+            "seed_widths": graph.structure(seed_widths),
+            "uniform_multiplier": uniform_multiplier,
+            "uniform_widths": graph.structure(uniform_widths),
         },
     }
     loop._write_json(os.path.join(model_dir, "summary.json"), summary)

@@ -22,6 +22,8 @@ from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
+from tfgrow.plots import run as plots_lib
+from tfgrow.plots import scalars as plot_scalars
 from tfgrow.train import strategy as strategy_lib
 from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
@@ -244,6 +246,8 @@ def train(
     skip_epochs(dist_train, start_epoch)  # the resumed epoch sees the data order it would have
     evaluation = {}
     step = trainer.read("step")  # mirrored on the host; no device read per step
+    if growing:
+        _log_architecture(writer, model, trainer, budget, step)
     for epoch in range(start_epoch, epochs):
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         capacities = planner.plan(epoch) if planner else None
@@ -263,12 +267,17 @@ def train(
             step += 1
             if step % log_every_steps == 0:
                 _log_step(writer, model, trainer, budget, step, results)
+                if growing:
+                    _log_architecture(writer, model, trainer, budget, step)
         eval_capacities = planner.eval_capacities() if planner else None
         evaluation = evaluate(trainer, dist_eval, eval_capacities)
         if planner:
             trainer.capacity_state.assign(planner.state())
         checkpoints.save(trainer.read("step"))
         _log_epoch(writer, model, trainer, budget, epoch + 1, totals, evaluation, start_time)
+        if growing:
+            _log_architecture(writer, model, trainer, budget, step)
+            plots_lib.log_run_images(writer, write_dir, step)
     if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end
         evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
     run = {
@@ -285,6 +294,8 @@ def train(
         run["capacities"] = planner.history[-1] if planner.history else {}
     summary = _summary(model, trainer, budget, run, evaluation, time.time() - start_time)
     _write_json(os.path.join(write_dir, "summary.json"), summary)
+    if growing:
+        plots_lib.write_run_plots(write_dir)  # write_dir/plots/*.png
     if write_dir != model_dir:
         tf.io.gfile.rmtree(os.path.join(write_dir, "checkpoints"))  # only the chief's are kept
     return summary
@@ -373,6 +384,13 @@ def _log_step(writer, model, trainer, budget, step, results):
             tf.summary.scalar(f"active/{name}", width)
         for name, on in blocks.items():
             tf.summary.scalar(f"blocks/{name}", on)
+
+
+def _log_architecture(writer, model, trainer, budget, step):
+    """The architecture scalars the plots read (`tfgrow/plots/scalars.py`)."""
+    epoch = step / trainer.steps_per_epoch
+    scalars = plot_scalars.architecture_scalars(model, trainer.temperature, epoch, budget.target)
+    plot_scalars.write_scalars(writer, step, scalars)
 
 
 def _log_epoch(writer, model, trainer, budget, epoch, totals, evaluation, start_time):
