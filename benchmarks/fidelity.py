@@ -52,7 +52,7 @@ SWEEP_METHODS = ("grow", "direct_design", "uniform")
 BASIC3RESNET_BUDGET = 0.35  # its config's target; one seed, claim (a) only
 BUDGET_BINDING = "tfgrow.Budget.target"
 # direct_design re-trains the architecture of the grow run with the same budget and seed.
-DIRECT_DESIGN_SOURCE_BINDING = "tfgrow.train.source_model_dir"
+DIRECT_DESIGN_SOURCE_BINDING = "tfgrow.DirectDesign.source_run_dir"
 
 flags.DEFINE_string("out", "runs/fidelity", "Parent directory of every run's model dir.")
 flags.DEFINE_string("json", None, "Also write rows, claims and runs to this JSON file.")
