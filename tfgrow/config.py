@@ -6,6 +6,9 @@ import inspect
 import gin
 
 # Importing these registers every configurable a config may name.
+import tfgrow.baselines.direct_design  # noqa: F401
+import tfgrow.baselines.l1_pruning  # noqa: F401
+import tfgrow.baselines.magnitude_pruning  # noqa: F401
 import tfgrow.budget  # noqa: F401
 import tfgrow.models  # noqa: F401
 import tfgrow.morphnet  # noqa: F401

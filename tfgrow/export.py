@@ -87,6 +87,19 @@ def plain_model(network, temperature=None, epoch=None, name=None):
         channels, gates = kept_structures(network, temperature, epoch)
     else:
         channels, gates = {}, {}
+    return build_plain_model(network, channels, gates, name)
+
+
+def build_plain_model(network, channels, gates, name=None):
+    """A stock-Keras model of `network` at the given kept structures, weights sliced from it.
+
+    Args:
+        network: a `GrowingNetwork`.
+        channels: group -> (kept indices, mask values folded in); absent groups are full.
+        gates: gated block -> gate value folded in, or None for a block that is off; absent
+            blocks are on with value 1.
+        name: the Keras model's name (default: the network's).
+    """
     builder = _PlainBuilder(channels)
     inputs = keras.Input(network.input_spec_shape, name="images")
     x = inputs

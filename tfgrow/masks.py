@@ -265,6 +265,20 @@ def sample_mask(logits, beta, seed, relaxation="sigmoid", at_least_one=True):
     return q, relaxed
 
 
+def sample_fixed(logits, probability, seed, at_least_one=True):
+    """q ~ Bernoulli(probability) for every structure, mask values 1 (METHOD.md §1.9, random).
+
+    The logits only choose the fallback of `at_least_one`; no gradient reaches them.
+
+    Returns:
+        (q, values) as `sample_mask`: a bool vector and a vector of ones.
+    """
+    q = portable_uniform(tf.size(logits), seed) < probability
+    if at_least_one:
+        q = keep_at_least_one(q, logits)
+    return q, tf.ones_like(tf.convert_to_tensor(logits))
+
+
 def active_set(keep, values, multiple=1):
     """ActiveSet from a bool keep-vector and the full vector of mask values.
 

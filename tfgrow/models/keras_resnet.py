@@ -4,7 +4,9 @@ Stem conv3x3 -> 3 stages of `(depth - 2) / 6` basic blocks (conv3x3-BN-ReLU-conv
 shortcut, then ReLU) at 16/32/64 channels times `width_multiplier`; the first block of stages 2
 and 3 strides by 2 with a 1x1 conv + BN projection shortcut (option B, as `resnet_cifar`) ->
 global average pool -> dense logits. MorphNet analyses, regularises and rebuilds it
-(`tfgrow.morphnet`); every add ties one stage's residual stream into one channel group.
+(`tfgrow.morphnet`); every add ties one stage's residual stream into one channel group. With
+`keras_module=tf_keras` the same network is built in Keras 2, for tensorflow-model-optimization
+(`tfgrow.baselines.magnitude_pruning`).
 """
 
 import gin
@@ -20,8 +22,8 @@ def scaled(width, width_multiplier):
     return max(1, int(round(width * width_multiplier)))
 
 
-def conv_bn(x, filters, kernel_size, strides, name, relu=True):
-    x = L.Conv2D(
+def conv_bn(x, filters, kernel_size, strides, name, relu=True, layers=L):
+    x = layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -30,12 +32,12 @@ def conv_bn(x, filters, kernel_size, strides, name, relu=True):
         kernel_initializer="he_normal",
         name=name + "_conv",
     )(x)
-    x = L.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=1e-5, name=name + "_bn")(x)
-    return L.ReLU(name=name + "_relu")(x) if relu else x
+    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=1e-5, name=name + "_bn")(x)
+    return layers.ReLU(name=name + "_relu")(x) if relu else x
 
 
 @gin.configurable(module="tfgrow.models")
-def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20):
+def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20, keras_module=None):
     """CIFAR ResNet (He et al. 2016) as a stock Keras functional model.
 
     Args:
@@ -43,6 +45,8 @@ def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20)
         num_classes: number of logits.
         width_multiplier: scales the 16/32/64 stage widths.
         depth: 6n + 2 (20, 32, 44, 56, 110).
+        keras_module: the Keras package to build with: None for Keras 3 (`keras`), or the
+            `tf_keras` module (Keras 2; layer names and weights are the same).
 
     Returns:
         A `keras.Model` named "resnet{depth}" that outputs logits.
@@ -51,9 +55,11 @@ def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20)
         raise ValueError(f"Expected depth = 6n + 2 (20, 32, 56, ...). Received: depth={depth}")
     if not width_multiplier > 0:
         raise ValueError(f"Expected width_multiplier > 0. Received: {width_multiplier}")
+    api = keras_module or keras
+    layers = api.layers
     blocks_per_stage = (depth - 2) // 6
-    inputs = keras.Input(input_shape, name="images")
-    x = conv_bn(inputs, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem")
+    inputs = api.Input(input_shape, name="images")
+    x = conv_bn(inputs, scaled(STAGE_WIDTHS[0], width_multiplier), 3, 1, "stem", layers=layers)
     for stage, width in enumerate(STAGE_WIDTHS, start=1):
         filters = scaled(width, width_multiplier)
         for block in range(1, blocks_per_stage + 1):
@@ -61,11 +67,13 @@ def keras_resnet_cifar(input_shape, num_classes, width_multiplier=1.0, depth=20)
             strides = 2 if stage > 1 and block == 1 else 1
             shortcut = x
             if strides != 1:
-                shortcut = conv_bn(x, filters, 1, strides, name + "_shortcut", relu=False)
-            y = conv_bn(x, filters, 3, strides, name + "_1")
-            y = conv_bn(y, filters, 3, 1, name + "_2", relu=False)
-            x = L.Add(name=name + "_add")([shortcut, y])
-            x = L.ReLU(name=name + "_out")(x)
-    x = L.GlobalAveragePooling2D(name="pool")(x)
-    outputs = L.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}")
+                shortcut = conv_bn(
+                    x, filters, 1, strides, name + "_shortcut", relu=False, layers=layers
+                )
+            y = conv_bn(x, filters, 3, strides, name + "_1", layers=layers)
+            y = conv_bn(y, filters, 3, 1, name + "_2", relu=False, layers=layers)
+            x = layers.Add(name=name + "_add")([shortcut, y])
+            x = layers.ReLU(name=name + "_out")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return api.Model(inputs, outputs, name=f"resnet{depth}")

@@ -28,6 +28,7 @@ from tfgrow.masks import (
     choose_capacity,
     count_bound,
     fold_in,
+    sample_fixed,
     sample_mask,
 )
 
@@ -122,6 +123,9 @@ class GrowingNetwork(keras.Model):
 
     _current_temperature = None
     _current_epoch = 0.0
+    # The random baseline (tfgrow.baselines.random_sampling): every structure is drawn with this
+    # probability and carries mask value 1; None samples from the logits (METHOD.md §1.2).
+    fixed_probability = None
     fit_settings = None  # set by GrowingCallback (tfgrow/train/callback.py)
 
     def forward(self, inputs, context):
@@ -131,6 +135,8 @@ class GrowingNetwork(keras.Model):
         return x
 
     def _probabilities(self, group, temperature, epoch):
+        if self.fixed_probability is not None:
+            return tf.ones_like(tf.convert_to_tensor(group.logits))
         if temperature is None:
             return tf.sigmoid(tf.convert_to_tensor(group.logits))
         return group.probabilities(temperature, epoch)
@@ -187,9 +193,13 @@ class GrowingNetwork(keras.Model):
         for index, (name, group) in enumerate(self._all_groups()):
             group_seed = fold_in(seed, index)
             beta = temperature.beta(tf.convert_to_tensor(group.counters), epoch)
-            q, relaxed = sample_mask(
-                group.logits, beta, group_seed, relaxation, at_least_one=group.kind == "channel"
-            )
+            at_least_one = group.kind == "channel"
+            if self.fixed_probability is None:
+                q, relaxed = sample_mask(group.logits, beta, group_seed, relaxation, at_least_one)
+            else:
+                q, relaxed = sample_fixed(
+                    group.logits, self.fixed_probability, group_seed, at_least_one
+                )
             if group.kind == "layer":
                 context.gates[name] = Gate(q[0], relaxed[0])
             else:

@@ -18,24 +18,28 @@ def scaled_widths(graph, widths, multiplier):
     return np.where(graph.fixed, graph.group_sizes, scaled)
 
 
-def check_target(graph, target, resource):
+def check_target(graph, target, resource, cost_fn=None):
     """Raises ValueError when even one channel per prunable group costs more than `target`."""
-    minimum = graph.cost(graph.minimal_widths(), resource)
+    cost_fn = cost_fn or (lambda widths: graph.cost(widths, resource))
+    minimum = cost_fn(graph.minimal_widths())
     if target < minimum:
         raise ValueError(
             f"Expected a target of at least {minimum} {resource} (one channel in every "
-            f"prunable group). Received: target={target}. Raise tfgrow.MorphNet.target_fraction."
+            f"prunable group). Received: target={target}. Raise tfgrow.MorphNet.target_fraction "
+            "(MorphNet) or tfgrow.Budget.target (baselines)."
         )
 
 
-def expand(graph, widths, target, resource):
+def expand(graph, widths, target, resource, cost_fn=None):
     """The largest ω with cost(ceil(ω · widths)) <= target.
 
     Args:
         graph: the seed's `ChannelGraph`.
         widths: learned widths O' per group (e.g. the alive counts after shrinking).
         target: ζ, in the resource's units (FLOPs per example or weights).
-        resource: "flops" or "size".
+        resource: "flops" or "size" (names the units in messages).
+        cost_fn: widths -> exact cost; None for `graph.cost(widths, resource)`. The baselines
+            pass params with biases and BN (`tfgrow.baselines.sizing`).
 
     Returns:
         (multiplier, expanded widths, exact cost of the expanded widths).
@@ -44,13 +48,14 @@ def expand(graph, widths, target, resource):
         ValueError: when even one channel per prunable group costs more than `target`.
     """
     widths = np.asarray(widths, np.int64)
-    check_target(graph, target, resource)
+    cost_fn = cost_fn or (lambda candidate: graph.cost(candidate, resource))
+    check_target(graph, target, resource, cost_fn)
     prunable = [int(w) for w, fixed in zip(widths, graph.fixed) if not fixed]
     if not prunable:
         raise ValueError("The model has no prunable channel group; nothing to expand.")
 
     def cost(multiplier):
-        return graph.cost(scaled_widths(graph, widths, multiplier), resource)
+        return cost_fn(scaled_widths(graph, widths, multiplier))
 
     upper = 1.0
     while cost(upper) <= target:
@@ -70,4 +75,4 @@ def expand(graph, widths, target, resource):
             high = middle - 1
     multiplier = candidates[low]
     expanded = scaled_widths(graph, widths, multiplier)
-    return multiplier, expanded, graph.cost(expanded, resource)
+    return multiplier, expanded, cost_fn(expanded)

@@ -6,6 +6,7 @@ steps: refresh lambda from the cost of H(s). Per epoch: evaluate H(s) on the tes
 the console and TensorBoard, checkpoint. At the end: `summary.json`.
 """
 
+import importlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from absl import logging
 
 from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
+from tfgrow.baselines import random_sampling
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
 from tfgrow.plots import run as plots_lib
@@ -30,8 +32,11 @@ from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
-METHODS = ("grow", "full", "morphnet", "width_multiplier")
 MORPHNET_METHODS = ("morphnet", "width_multiplier")  # run by tfgrow.morphnet.run
+# Baselines on stock Keras models, each run by tfgrow.baselines.<method> (METHOD.md §1.9).
+PLAIN_BASELINES = ("uniform", "direct_design", "l1_pruning", "magnitude_pruning")
+# "random" is the growing trainer with fixed probabilities (tfgrow.baselines.random_sampling).
+METHODS = ("grow", "full", "random") + MORPHNET_METHODS + PLAIN_BASELINES
 SCHEDULES = ("cosine", "step", "constant")
 
 
@@ -102,8 +107,11 @@ def train(
         dataset: tfds name, e.g. "fashion_mnist" or "cifar10".
         method: "grow" (METHOD.md §1), "full" (the same network at full width, no masks),
             "morphnet" (METHOD.md §2, settings in tfgrow.MorphNet; model_fn builds a plain Keras
-            functional model) or "width_multiplier" (its uniform baseline). The MorphNet methods
-            use the arguments up to data loading and the strategy; the growing ones are ignored.
+            functional model) or "width_multiplier" (its uniform baseline), or a baseline of
+            METHOD.md §1.9: "random" (growing with fixed probabilities), "uniform",
+            "direct_design", "l1_pruning", "magnitude_pruning" (tfgrow/baselines/). The MorphNet
+            methods and the plain baselines use the arguments up to data loading and the
+            strategy; the growing ones are ignored.
         epochs: training epochs T (also sets gamma = final_temperature ** (1 / T)).
         global_batch_size: examples per step over all replicas.
         learning_rate, schedule: weight learning rate and its schedule ("cosine", "step",
@@ -140,10 +148,15 @@ def train(
         The summary dict (also written to `model_dir/summary.json`).
     """
     _check_choice("method", method, METHODS)
-    if method in MORPHNET_METHODS:
+    if method in MORPHNET_METHODS + PLAIN_BASELINES:
         from tfgrow.morphnet import run as morphnet_run
 
-        return morphnet_run.run(
+        runner = (
+            morphnet_run.run
+            if method in MORPHNET_METHODS
+            else importlib.import_module(f"tfgrow.baselines.{method}").run
+        )
+        return runner(
             model_dir=model_dir,
             method=method,
             model_fn=model_fn,
@@ -168,7 +181,7 @@ def train(
             f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
             f"global_batch_size={global_batch_size}"
         )
-    growing = method == "grow"
+    growing = method in ("grow", "random")
     budget = Budget()
     temperature = Temperature(beta0, final_temperature, temperature_mode, float(epochs))
     strategy = strategy or make_strategy()
@@ -191,6 +204,9 @@ def train(
     with strategy.scope():
         model = model_fn(info.input_shape, info.num_classes, growing=growing)
         model.channel_multiple = int(channel_multiple)
+        if method == "random":  # every structure drawn with p = the budget target; logits frozen
+            random_sampling.prepare(model, budget.target, seed)
+            mask_learning_rate = 0.0
         weight_schedule = learning_rate_schedule(total_steps, learning_rate, schedule)
         mask_schedule = (
             weight_schedule
@@ -445,7 +461,7 @@ def _summary(model, trainer, budget, run, evaluation, wall_time):
         "wall_time_s": wall_time,
         "architecture": widths,
         "blocks": all_blocks,
-        "budget_target": budget.target if run["method"] == "grow" else None,
+        "budget_target": budget.target if model.growing else None,
         "budget_metric": budget.metric,
         "num_compiles": trainer.num_traces,
     }
