@@ -3,14 +3,13 @@ panels from a tiny growing run and a tiny MorphNet run through the launchers."""
 
 import json
 import os
-import subprocess
-import sys
 
 import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.launcher_helpers import run_module
 from tfgrow.masks import Temperature
 from tfgrow.models import basic3resnet
 from tfgrow.plots import growing, run
@@ -21,16 +20,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def launch(module, *args, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def train_tiny(model_dir, experiment, *bindings):
+    """A tiny launcher run of an experiment (configs/tiny.gin); fails the test if it fails."""
+    arguments = [f"--gin_file=configs/experiments/{experiment}", "--gin_file=configs/tiny.gin"]
+    arguments += [f"--gin_bindings={b}" for b in bindings]
+    result = run_module("launchers.train", *arguments, f"--model_dir={model_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def assert_valid_png(path, min_pixels=(200, 300)):
@@ -108,14 +103,7 @@ def test_growing_figures_have_their_panels_and_are_valid_pngs(tmp_path):
 @pytest.mark.slow
 def test_tiny_growing_run_writes_its_plots_and_the_plot_launcher_redraws_them(tmp_path):
     model_dir = tmp_path / "grow"
-    result = launch(
-        "launchers.train",
-        "--gin_file=configs/experiments/fashion_mnist_basic3resnet_grow.gin",
-        "--gin_file=configs/tiny.gin",
-        "--gin_bindings=MAX_BLOCKS_PER_STAGE=2",
-        f"--model_dir={model_dir}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_tiny(model_dir, "fashion_mnist_basic3resnet_grow.gin", "MAX_BLOCKS_PER_STAGE=2")
     expected = {
         "channels": list(growing.TITLES["channels"]),
         "blocks": list(growing.TITLES["blocks"]),
@@ -142,7 +130,7 @@ def test_tiny_growing_run_writes_its_plots_and_the_plot_launcher_redraws_them(tm
                 images |= {v.tag for v in event.summary.value if v.tag.startswith("plots/")}
     assert images == {f"plots/{name}" for name in expected}
     out_dir = tmp_path / "redrawn"
-    result = launch("launchers.plot", f"--model_dir={model_dir}", f"--out_dir={out_dir}")
+    result = run_module("launchers.plot", f"--model_dir={model_dir}", f"--out_dir={out_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(out_dir)) == sorted(f"{name}.png" for name in expected)
     for name in expected:
@@ -152,13 +140,7 @@ def test_tiny_growing_run_writes_its_plots_and_the_plot_launcher_redraws_them(tm
 @pytest.mark.slow
 def test_tiny_morphnet_run_plots_learned_expanded_and_uniform_widths(tmp_path):
     model_dir = tmp_path / "morphnet"
-    result = launch(
-        "launchers.train",
-        "--gin_file=configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin",
-        "--gin_file=configs/tiny.gin",
-        f"--model_dir={model_dir}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_tiny(model_dir, "fashion_mnist_resnet20_morphnet_flops.gin")
     summary = json.loads((model_dir / "summary.json").read_text())
     morphnet = summary["morphnet"]
     # The uniform baseline at the seed's FLOPs: every layer scaled by the same multiplier.
@@ -167,7 +149,7 @@ def test_tiny_morphnet_run_plots_learned_expanded_and_uniform_widths(tmp_path):
         assert width == min(seed, int(np.ceil(morphnet["uniform_multiplier"] * seed))) or (
             width == seed  # fixed groups (e.g. the logits) keep their width
         )
-    result = launch("launchers.plot", f"--model_dir={model_dir}")
+    result = run_module("launchers.plot", f"--model_dir={model_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_valid_png(model_dir / "plots" / "morphnet_widths.png")
     figures = run.draw_run(str(model_dir))
@@ -179,6 +161,6 @@ def test_tiny_morphnet_run_plots_learned_expanded_and_uniform_widths(tmp_path):
 
 
 def test_plot_launcher_says_what_is_missing_without_a_traceback(tmp_path):
-    result = launch("launchers.plot", f"--model_dir={tmp_path}")
+    result = run_module("launchers.plot", f"--model_dir={tmp_path}")
     assert result.returncode == 1
     assert "Nothing to plot" in result.stderr and "Traceback" not in result.stderr
