@@ -51,6 +51,13 @@ def test_read_scalars_keeps_the_last_value_of_a_repeated_step_and_skips_images(t
     np.testing.assert_array_equal(steps, [0, 10, 20])
     np.testing.assert_allclose(values, [1.0, 3.0, 4.0])
     assert read_scalars(str(tmp_path / "missing")) == {}
+    # A running run's last record may be half written: the complete ones are read.
+    (event_file,) = tmp_path.glob("events.out.tfevents.*")
+    truncated = tmp_path / "running"
+    truncated.mkdir()
+    (truncated / event_file.name).write_bytes(event_file.read_bytes()[:-20])
+    steps, values = read_scalars(str(truncated))["budget/fraction"]
+    np.testing.assert_array_equal(steps, [0, 10, 20])
 
 
 def test_architecture_scalars_count_blocks_per_stage_and_channels_of_off_blocks_as_zero():

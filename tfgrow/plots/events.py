@@ -10,7 +10,8 @@ def read_scalars(log_dir):
     """Every scalar series under `log_dir` (event files of this directory and its subdirectories).
 
     A step logged twice (a resumed run repeats the steps after its last checkpoint) keeps the
-    value written last. Image and text summaries are skipped.
+    value written last. Image and text summaries are skipped; so is a half-written last record
+    of a run that is still writing.
 
     Args:
         log_dir: a TensorBoard log directory, e.g. `model_dir/train`.
@@ -21,7 +22,7 @@ def read_scalars(log_dir):
     """
     series = {}
     for path in sorted(_event_files(log_dir), key=_file_order):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for event in _events(path):
             for value in event.summary.value:
                 number = _scalar(value)
                 if number is not None:
@@ -40,6 +41,15 @@ def _event_files(log_dir):
     for directory, _, names in tf.io.gfile.walk(log_dir):
         files += [os.path.join(directory, n) for n in names if "tfevents" in n]
     return files
+
+
+def _events(path):
+    """The events of one file; a running run's last record may be half written: stop there."""
+    try:
+        for record in tf.data.TFRecordDataset(path):
+            yield tf.compat.v1.Event.FromString(record.numpy())
+    except tf.errors.DataLossError:
+        return
 
 
 def _file_order(path):
