@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.launcher_helpers import run_module
 from tfgrow import cost, export
 from tfgrow.masks import Temperature
 from tfgrow.models import basic3resnet, plain3net, resnet_cifar, vgg16
@@ -198,7 +199,7 @@ def test_morphnet_run_exports_its_final_keras_model(tmp_path):
 
 def test_export_launcher_writes_tflite_for_a_morphnet_run(tmp_path):
     model = _fake_morphnet_run(str(tmp_path / "run"))
-    result = _run_module(
+    result = run_module(
         "launchers.export",
         f"--model_dir={tmp_path / 'run'}",
         f"--export_dir={tmp_path / 'lite'}",
@@ -229,18 +230,6 @@ FAMILY_RUNS = {
 }
 
 
-def _run_module(module, *args, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
 def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(family, tmp_path):
@@ -249,7 +238,7 @@ def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(famil
 
     experiment, bindings = FAMILY_RUNS[family]
     model_dir, saved, lite = tmp_path / "run", tmp_path / "saved", tmp_path / "lite"
-    trained = _run_module(
+    trained = run_module(
         "launchers.train",
         f"--model_dir={model_dir}",
         f"--gin_file={experiment}",
@@ -258,7 +247,7 @@ def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(famil
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     for directory, form in ((saved, "saved_model"), (lite, "tflite")):
-        result = _run_module(
+        result = run_module(
             "launchers.export",
             f"--model_dir={model_dir}",
             f"--export_dir={directory}",
@@ -310,7 +299,7 @@ def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(famil
 
 
 def test_export_launcher_stops_with_a_message_for_an_unfinished_run(tmp_path):
-    result = _run_module(
+    result = run_module(
         "launchers.export", f"--model_dir={tmp_path}", f"--export_dir={tmp_path / 'out'}"
     )
     assert result.returncode == 1

@@ -206,6 +206,8 @@ def run(**settings):
         multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
         logging.info("uniform width multiplier x%.4f meets the target", multiplier)
 
+    # The naive baseline at the same target, for the plots' widths per layer (tfgrow/plots/).
+    uniform_multiplier, uniform_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
     keras.utils.set_random_seed(baseline.seed + 1)  # the final network: a fresh initialisation
     final_model = baseline.build(slicing.build_at_widths, seed_model, graph, current_widths)
     loop._write_json(
@@ -234,6 +236,9 @@ def run(**settings):
             "final_cost": graph.cost(current_widths, resource),
             "iterations": iterations,
             "fixed_groups": graph.fixed_groups,
+            "seed_widths": graph.structure(seed_widths),
+            "uniform_multiplier": uniform_multiplier,
+            "uniform_widths": graph.structure(uniform_widths),
         },
     )
 

@@ -19,13 +19,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tfgrow import cost as cost_lib
 from tfgrow import data as data_lib
 from tfgrow.baselines import random_sampling
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, TEMPERATURE_MODES, Temperature
+from tfgrow.plots import run as plots_lib
+from tfgrow.train import reporting, validation
 from tfgrow.train import strategy as strategy_lib
-from tfgrow.train import validation
 from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
 from tfgrow.train.progress import Progress, describe_run
@@ -285,6 +285,8 @@ def train(
     skip_epochs(dist_train, start_epoch)  # the resumed epoch sees the data order it would have
     evaluation = {}
     step = trainer.read("step")  # mirrored on the host; no device read per step
+    if growing:
+        reporting.log_architecture(writer, model, trainer, budget, step)
     for epoch in range(start_epoch, epochs):
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         capacities = planner.plan(epoch) if planner else None
@@ -305,15 +307,20 @@ def train(
             step += 1
             details = None
             if step % log_every_steps == 0:
-                details = _log_step(writer, model, trainer, budget, step, results)
-            progress.update(int(step), _step_values(results), details)
+                details = reporting.log_step(writer, model, trainer, budget, step, results)
+                if growing:
+                    reporting.log_architecture(writer, model, trainer, budget, step)
+            progress.update(int(step), reporting.step_values(results), details)
         eval_capacities = planner.eval_capacities() if planner else None
         evaluation = evaluate(trainer, dist_eval, eval_capacities)
         if planner:
             trainer.capacity_state.assign(planner.state())
         checkpoints.save(trainer.read("step"))
-        values = _log_epoch(writer, model, trainer, totals, evaluation)
+        values = reporting.log_epoch(writer, model, trainer, totals, evaluation)
         progress.end_epoch(epoch, int(trainer.read("step")), values, time.time() - start_time)
+        if growing:
+            reporting.log_architecture(writer, model, trainer, budget, step)
+            plots_lib.log_run_images(writer, write_dir, step)
     if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end
         evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
     run = {
@@ -328,8 +335,10 @@ def train(
         run["capacity_overflows"] = planner.overflow_steps
         run["capacity_dropped"] = planner.dropped
         run["capacities"] = planner.history[-1] if planner.history else {}
-    summary = _summary(model, trainer, budget, run, evaluation, time.time() - start_time)
+    summary = reporting.summary(model, trainer, budget, run, evaluation, time.time() - start_time)
     _write_json(os.path.join(write_dir, "summary.json"), summary)
+    if growing:
+        plots_lib.write_run_plots(write_dir)  # write_dir/plots/*.png
     if write_dir != model_dir:
         tf.io.gfile.rmtree(os.path.join(write_dir, "checkpoints"))  # only the chief's are kept
     return summary
@@ -379,95 +388,6 @@ def evaluate(trainer, dist_eval, capacities=None):
             totals[key] += float(value)
     count = max(totals["count"], 1.0)
     return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}
-
-
-def _architecture_costs(model):
-    widths, blocks = model.architecture()
-    params, flops = cost_lib.count(model.layer_costs, widths, blocks)
-    return widths, blocks, int(params), int(flops)
-
-
-def _step_values(results):
-    count = max(results["count"], 1.0)
-    return {"loss": results["loss_sum"] / count, "train_acc": results["correct"] / count}
-
-
-def _log_step(writer, model, trainer, budget, step, results):
-    """Writes a step's TensorBoard scalars; returns the console's extra values."""
-    loss, accuracy = _step_values(results).values()
-    widths, blocks, params, _ = _architecture_costs(model)
-    fraction = budget.current_fraction(model.layer_costs, widths, blocks)
-    savings = trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0)
-    with writer.as_default(step=step):
-        tf.summary.scalar("train/loss", loss)
-        tf.summary.scalar("train/accuracy", accuracy)
-        tf.summary.scalar("budget/fraction", fraction)
-        tf.summary.scalar("budget/lambda_channel", trainer.read("lambda_channel"))
-        tf.summary.scalar("budget/lambda_layer", trainer.read("lambda_layer"))
-        tf.summary.scalar("cost/params", params)
-        tf.summary.scalar("cost/train_flops", trainer.read("train_flops"))
-        for name, width in widths.items():
-            tf.summary.scalar(f"active/{name}", width)
-        for name, on in blocks.items():
-            tf.summary.scalar(f"blocks/{name}", on)
-    return {
-        "budget_fraction": f"{float(fraction):.3f}",
-        "lambda_c": float(trainer.read("lambda_channel")),
-        "savings": f"{savings:.2f}x",
-    }
-
-
-def _log_epoch(writer, model, trainer, totals, evaluation):
-    """Writes an epoch's TensorBoard scalars; returns the console's values."""
-    count = max(totals["count"], 1.0)
-    widths, blocks, params, flops = _architecture_costs(model)
-    full_params, full_flops = model.full_cost()
-    with writer.as_default(step=int(trainer.read("step"))):
-        tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
-        tf.summary.scalar("eval/loss", evaluation["loss"])
-        tf.summary.scalar("cost/params_fraction", params / full_params)
-        tf.summary.scalar("cost/flops_fraction", flops / full_flops)
-    writer.flush()
-    savings = trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0)
-    return {
-        "train_loss": totals["loss_sum"] / count,
-        "train_acc": totals["correct"] / count,
-        "eval_acc": float(evaluation["accuracy"]),
-        "params": f"{params} ({100.0 * params / full_params:.1f}%)",
-        "flops": f"{100.0 * flops / full_flops:.1f}%",
-        "blocks": f"{sum(blocks.values())}/{len(blocks)}",
-        "savings": f"{savings:.2f}x",
-    }
-
-
-def _summary(model, trainer, budget, run, evaluation, wall_time):
-    """summary.json: the contract keys (README.md, "What a run writes") and a few more."""
-    widths, blocks, params, flops = _architecture_costs(model)
-    full_params, full_flops = model.full_cost()
-    all_blocks = {name: 1 for name in model.all_block_names()}
-    all_blocks.update(blocks)
-    train_flops = trainer.read("train_flops")
-    train_flops_full = trainer.read("train_flops_full")
-    return {
-        **run,
-        "model": model.name,
-        "steps": int(trainer.read("step")),
-        "eval_accuracy": float(evaluation.get("accuracy", float("nan"))),
-        "eval_loss": float(evaluation.get("loss", float("nan"))),
-        "params": params,
-        "params_full": int(full_params),
-        "flops": flops,
-        "flops_full": int(full_flops),
-        "train_flops": train_flops,
-        "train_flops_full": train_flops_full,
-        "train_cost_savings": train_flops_full / train_flops if train_flops else float("nan"),
-        "wall_time_s": wall_time,
-        "architecture": widths,
-        "blocks": all_blocks,
-        "budget_target": budget.target if model.growing else None,
-        "budget_metric": budget.metric,
-        "num_compiles": trainer.num_traces,
-    }
 
 
 def _write_operative_config(model_dir):
