@@ -7,6 +7,7 @@ import gin
 
 # Importing these registers every configurable a config may name.
 import tfgrow.budget  # noqa: F401
+import tfgrow.growing  # noqa: F401
 import tfgrow.models  # noqa: F401
 import tfgrow.morphnet  # noqa: F401
 import tfgrow.train.loop  # noqa: F401
