@@ -42,12 +42,12 @@ def grow(
     Example:
     >>> import keras, tfgrow
     >>> inputs = keras.Input((8, 8, 3))
-    >>> x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    >>> x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv")(inputs)
     >>> x = keras.layers.BatchNormalization()(x)
     >>> x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
     >>> grown = tfgrow.grow(keras.Model(inputs, keras.layers.Dense(10)(x)))
     >>> grown.architecture()[0]
-    {'conv2d': 1}
+    {'conv': 1}
     """
     return GrowingModel(
         model,
