@@ -21,8 +21,8 @@ from tfgrow.growing import costs as costs_lib
 from tfgrow.growing import plan as plan_lib
 from tfgrow.growing.executors import kernels_of
 from tfgrow.growing.layouts import LayoutSets
-from tfgrow.growing.structures import MaskedStructures
-from tfgrow.masks import MaskGroup, Temperature
+from tfgrow.growing.structures import MaskedStructures, pop_inference_config
+from tfgrow.masks import MaskGroup
 
 L = keras.layers
 
@@ -192,7 +192,6 @@ class GrowingModel(MaskedStructures, keras.Model):
 
     # ----------------------------------------------------------------- serialisation
     def get_config(self):
-        temperature = self._current_temperature
         return {
             "name": self.name,
             "model": keras.saving.serialize_keras_object(self.source),
@@ -202,20 +201,16 @@ class GrowingModel(MaskedStructures, keras.Model):
             "channel_multiple": self.channel_multiple,
             "logit_on": self.logit_on,
             "logit_off": self.logit_off,
-            "temperature": None if temperature is None else dataclasses.asdict(temperature),
-            "epoch": float(self._current_epoch),
+            **self.inference_config(),
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        temperature = config.pop("temperature", None)
-        epoch = config.pop("epoch", 0.0)
+        inference = pop_inference_config(config)
         config["model"] = keras.saving.deserialize_keras_object(
             config["model"], custom_objects=custom_objects
         )
         model = cls(**config)
-        if temperature is not None:
-            model._current_temperature = Temperature(**temperature)
-        model._current_epoch = float(epoch)
+        model.set_inference_config(inference)
         return model

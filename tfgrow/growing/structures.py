@@ -13,6 +13,8 @@ using it defines `channel_groups`, `gate_groups`, `growing`, `channel_multiple`,
 `groups_parent()` and `forward(inputs, context)`.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -21,6 +23,7 @@ from tfgrow.execution import ExecutionContext
 from tfgrow.masks import (
     ActiveSet,
     Gate,
+    Temperature,
     active_set,
     capacity_ladder,
     capacity_set,
@@ -29,6 +32,11 @@ from tfgrow.masks import (
     fold_in,
     sample_mask,
 )
+
+
+def pop_inference_config(config):
+    """Removes and returns the inference settings `inference_config` put in a model config."""
+    return {"temperature": config.pop("temperature", None), "epoch": config.pop("epoch", 0.0)}
 
 
 class MaskedStructures:
@@ -47,6 +55,19 @@ class MaskedStructures:
             return callback.network_call(self, inputs, training)
         context = self.deterministic_context(self._current_temperature, self._current_epoch)
         return self.forward(inputs, context)
+
+    def inference_config(self):
+        """The temperatures `call` uses, for `get_config` (they travel with `model.save`)."""
+        temperature = self._current_temperature
+        return {
+            "temperature": None if temperature is None else dataclasses.asdict(temperature),
+            "epoch": float(self._current_epoch),
+        }
+
+    def set_inference_config(self, inference):
+        if inference["temperature"] is not None:
+            self._current_temperature = Temperature(**inference["temperature"])
+        self._current_epoch = float(inference["epoch"])
 
     _current_temperature = None
     _current_epoch = 0.0

@@ -5,14 +5,12 @@ and distributed with the model. Contexts (sampled, H(s), full), counts and penal
 `tfgrow.growing.structures.MaskedStructures`, shared with the graph engine's `GrowingModel`.
 """
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
-from tfgrow.growing.structures import MaskedStructures
+from tfgrow.growing.structures import MaskedStructures, pop_inference_config
 from tfgrow.layers.blocks import GrowableBlock
-from tfgrow.masks import MaskGroup, Temperature
+from tfgrow.masks import MaskGroup
 
 
 @keras.saving.register_keras_serializable(package="tfgrow")
@@ -138,7 +136,6 @@ class GrowingNetwork(MaskedStructures, keras.Model):
 
     def get_config(self):
         """Layers and groups as nested Keras configs, so `keras.models.load_model` rebuilds it."""
-        temperature = self._current_temperature
         return {
             "name": self.name,
             "layers": [keras.saving.serialize_keras_object(x) for x in self.layer_sequence],
@@ -148,15 +145,13 @@ class GrowingNetwork(MaskedStructures, keras.Model):
             "input_shape": list(self.input_spec_shape),
             "growing": self.growing,
             "channel_multiple": self.channel_multiple,
-            "temperature": None if temperature is None else dataclasses.asdict(temperature),
-            "epoch": float(self._current_epoch),
+            **self.inference_config(),
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        temperature = config.pop("temperature", None)
-        epoch = config.pop("epoch", 0.0)
+        inference = pop_inference_config(config)
         for key in ("layers", "groups"):
             # Unbuilt: the network builds its layers and groups itself, once, in __init__.
             config[key] = [
@@ -167,7 +162,5 @@ class GrowingNetwork(MaskedStructures, keras.Model):
                 for item in config[key]
             ]
         network = cls(**config)
-        if temperature is not None:
-            network._current_temperature = Temperature(**temperature)
-        network._current_epoch = float(epoch)
+        network.set_inference_config(inference)
         return network
