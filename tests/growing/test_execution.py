@@ -106,7 +106,9 @@ def _check_full_network_is_the_original(builder):
     assert len(expected_updates) == 2 * sum(
         isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers
     )
-    np.testing.assert_allclose(outputs, model(images, training=True), rtol=1e-4, atol=1e-4)
+    # Batch statistics over 4 examples (ResNet50 ends at 1x1: 4 values per channel, through 53
+    # batch norms): fused and Keras' unfused moments differ by up to ~3e-4 there.
+    np.testing.assert_allclose(outputs, model(images, training=True), rtol=1e-3, atol=1e-3)
     for variable, value in expected_updates:  # Keras assigned its own updates in the call
         np.testing.assert_allclose(variable.numpy(), value, rtol=1e-4, atol=1e-5)
 
