@@ -55,8 +55,8 @@ def _outputs_and_gradients(grown, context, images):
     return outputs, [None if g is None else tf.convert_to_tensor(g).numpy() for g in gradients]
 
 
-def _check_compact_matches_dense(builder, training, channel_multiple=1, seed=0):
-    model, grown = _grown(builder, seed, channel_multiple=channel_multiple)
+def _check_compact_matches_dense(builder, training, channel_multiple=1, seed=0, **kwargs):
+    model, grown = _grown(builder, seed, channel_multiple=channel_multiple, **kwargs)
     _randomise_logits(grown, seed)
     images = tf.random.normal([3, *model.input_shape[1:]], seed=seed)
     context = grown.sample_context(tf.constant([seed, 7], tf.int64), Temperature(), 0.5)
@@ -86,6 +86,25 @@ def test_compact_matches_dense_outputs_and_gradients(name, training):
 def test_compact_matches_dense_with_padded_widths():
     # channel_multiple 4: padding slots are computed with mask value 0 and BN runs fused.
     _check_compact_matches_dense(FAST["resnet20"], training=True, channel_multiple=4, seed=1)
+
+
+def _plain_net():
+    inputs = keras.Input((6, 6, 2), name="images")
+    x = graphs.conv_bn(inputs, 6, 3, "stem")
+    for index in (1, 2):
+        y = graphs.conv_bn(x, 6, 3, f"plain{index}_a")
+        x = graphs.conv_bn(y, 6, 3, f"plain{index}_b")
+    return keras.Model(inputs, graphs.head(x, 3), name="plain")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_compact_matches_dense_with_gated_plain_blocks(training):
+    # m F(x) + (1 - m) x: the block's input and output channels are one group.
+    blocks = [("stem_relu", "plain1_b_relu"), ("plain1_b_relu", "plain2_b_relu")]
+    _check_compact_matches_dense(_plain_net, training, seed=2, plain_blocks=blocks)
+    _, grown = _grown(_plain_net, plain_blocks=blocks)
+    assert sorted(grown.gate_groups) == ["plain1_b_relu", "plain2_b_relu"]
+    assert grown.graph.output_layouts["stem_relu"] == grown.graph.output_layouts["plain2_b_relu"]
 
 
 @pytest.mark.slow
