@@ -76,3 +76,30 @@ def randomize_batch_norms(model, seed=0):
             layer.beta.assign(rng.normal(0, 0.5, shape).astype(np.float32))
             layer.moving_mean.assign(rng.normal(0, 0.5, shape).astype(np.float32))
             layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape).astype(np.float32))
+
+
+def se_concat_flatten(input_shape=(6, 6, 3), num_classes=3):
+    """Squeeze-and-excitation Multiply, a Concatenate and Flatten -> Dense, with a residual add.
+
+    input -> a (3x3, 8) -> SE(a): pool -> reshape (1, 1, 8) -> s (1x1, 2, relu) -> e (1x1, 8,
+    sigmoid) -> multiply; b (1x1, 4) on input; concat(se, b) -> c (3x3, 12) -> d (3x3, 12);
+    add(c, d) -> max pool -> flatten -> dense(6) + BN -> dense(num_classes).
+    """
+    inputs = keras.Input(input_shape, name="images")
+    a = conv_bn(inputs, 8, 3, "a")
+    squeeze = L.GlobalAveragePooling2D(name="se_pool")(a)
+    squeeze = L.Reshape((1, 1, 8), name="se_reshape")(squeeze)
+    squeeze = L.Conv2D(2, 1, activation="relu", name="se_reduce")(squeeze)
+    excite = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(squeeze)
+    a = L.Multiply(name="se_multiply")([a, excite])
+    b = conv_bn(inputs, 4, 1, "b")
+    x = L.Concatenate(name="concat")([a, b])
+    c = conv_bn(x, 12, 3, "c")
+    d = conv_bn(c, 12, 3, "d", relu=False)
+    x = L.Add(name="add")([c, d])
+    x = L.MaxPooling2D(2, name="max_pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(6, use_bias=False, name="hidden")(x)
+    x = L.BatchNormalization(name="hidden_bn")(x)
+    x = L.ReLU(name="hidden_relu")(x)
+    return keras.Model(inputs, L.Dense(num_classes, name="logits")(x), name="se_concat_flatten")

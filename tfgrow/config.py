@@ -14,6 +14,7 @@ import tfgrow.baselines.direct_design  # noqa: F401
 import tfgrow.baselines.l1_pruning  # noqa: F401
 import tfgrow.baselines.magnitude_pruning  # noqa: F401
 import tfgrow.budget  # noqa: F401
+import tfgrow.growing  # noqa: F401
 import tfgrow.models  # noqa: F401
 import tfgrow.morphnet  # noqa: F401
 import tfgrow.train.loop  # noqa: F401

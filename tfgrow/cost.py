@@ -25,7 +25,8 @@ class LayerCost:
 
     Attributes:
         name: the layer's name.
-        kind: "conv", "depthwise" or "dense".
+        kind: "conv", "depthwise", "dense" or "batch_norm" (a batch norm of its own: no FLOPs,
+            its gamma and beta counted by `use_batch_norm`, or one of them by `use_bias`).
         kernel_size: (kh, kw); (1, 1) for dense.
         output_pixels: H_out * W_out (1 for dense).
         input_group: channel group of the input, or None when the input width is fixed.
@@ -35,6 +36,9 @@ class LayerCost:
         use_bias: whether the layer has a bias vector.
         use_batch_norm: whether a BN (gamma, beta) follows.
         block: the name of the block whose layer mask encloses the layer, or None.
+        input_layout, output_layout: for a side made of several groups (after a Concatenate or
+            a Flatten), `((group or None, full width, repeats), ...)`; it replaces the side's
+            group and width (None marks a fixed group).
     """
 
     name: str
@@ -48,6 +52,8 @@ class LayerCost:
     use_bias: bool = False
     use_batch_norm: bool = True
     block: str | None = None
+    input_layout: tuple = ()
+    output_layout: tuple = ()
 
 
 def _exact(value):
@@ -61,18 +67,28 @@ def _width(group, full_width, widths):
     return _exact(widths[group])
 
 
+def _side_width(group, full_width, layout, widths):
+    if not layout:
+        return _width(group, full_width, widths)
+    return sum(repeats * _width(name, size, widths) for name, size, repeats in layout)
+
+
 def _layer_counts(layer, widths):
-    c_in = _width(layer.input_group, layer.input_width, widths)
-    c_out = _width(layer.output_group, layer.output_width, widths)
+    c_in = _side_width(layer.input_group, layer.input_width, layer.input_layout, widths)
+    c_out = _side_width(layer.output_group, layer.output_width, layer.output_layout, widths)
     kh, kw = layer.kernel_size
-    if layer.kind == "depthwise":
+    if layer.kind == "batch_norm":  # gamma and beta: counted below (use_batch_norm)
+        params, flops = 0, 0
+    elif layer.kind == "depthwise":
         params = kh * kw * c_out
         flops = 2 * kh * kw * c_out * layer.output_pixels
     elif layer.kind in ("conv", "dense"):
         params = kh * kw * c_in * c_out
         flops = 2 * kh * kw * c_in * c_out * layer.output_pixels
     else:
-        raise ValueError(f"Expected kind conv, depthwise or dense. Received: {layer.kind!r}")
+        raise ValueError(
+            f"Expected kind conv, depthwise, dense or batch_norm. Received: {layer.kind!r}"
+        )
     if layer.use_bias:
         params = params + c_out
     if layer.use_batch_norm:
@@ -104,6 +120,9 @@ def full_widths(layers):
     """The maximal width of every channel group named by `layers`."""
     widths = {}
     for layer in layers:
+        for name, size, _ in layer.input_layout + layer.output_layout:
+            if name is not None:
+                widths[name] = size
         if layer.input_group is not None:
             widths[layer.input_group] = layer.input_width
         if layer.output_group is not None:

@@ -223,11 +223,12 @@ class _UnionFind:
 
 def _error(layer, what):
     return UnsupportedLayerError(
-        f"MorphNet cannot analyse layer {layer.name!r} ({type(layer).__name__}): {what}"
+        f"The channel graph (MorphNet, growing) cannot take layer {layer.name!r} "
+        f"({type(layer).__name__}): {what}"
     )
 
 
-def _nodes_in_order(model):
+def nodes_in_order(model):
     """(layer, node) pairs of the model's graph in topological order, from its outputs."""
     if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
         raise ValueError(f"Expected a Keras model. Received: {type(model).__name__}")
@@ -268,11 +269,13 @@ def _spatial(shape, layer):
     return math.prod(dims)
 
 
-def analyze(model):
+def analyze(model, tied_layers=()):
     """Channel groups, layouts and cost terms of a functional Keras model.
 
     Args:
         model: a functional `keras.Model` built from the layers listed in the module docstring.
+        tied_layers: pairs of layer names whose outputs carry the same channels although no
+            merge ties them in the graph (a plain block `m F(x) + (1 - m) x` of growing).
 
     Returns:
         A `ChannelGraph`.
@@ -308,7 +311,7 @@ def analyze(model):
         for a, b in zip(first, second):
             sources.union(a, b)
 
-    for layer, node in _nodes_in_order(model):
+    for layer, node in nodes_in_order(model):
         if isinstance(layer, keras.Model):
             raise _error(layer, "nested models are not analysed; build one flat functional model")
         if layer.name in seen_layers:
@@ -430,6 +433,14 @@ def analyze(model):
         input_layouts[layer.name] = layout_in
         output_layouts[layer.name] = out
 
+    for first, second in tied_layers:
+        for name in (first, second):
+            if name not in output_layouts:
+                raise ValueError(
+                    f"Expected tied layers among the model's layers. Received: {name!r} (pair "
+                    f"{(first, second)!r}); the model has {list(output_layouts)[:6]}..."
+                )
+        tie(model.get_layer(second), output_layouts[first], output_layouts[second])
     for tensor in model.outputs:
         for source in layouts[id(tensor)]:
             source_fixed.setdefault(source, "model output")

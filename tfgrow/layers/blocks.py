@@ -10,6 +10,7 @@ block of a stage (strided or projecting) has no layer mask: it always exists.
 import keras
 import tensorflow as tf
 
+from tfgrow.compact import run_if_on
 from tfgrow.layers.conv import GrowableConv2D
 
 
@@ -123,67 +124,11 @@ class GrowableBlock(keras.layers.Layer):
                 self.shortcut(inputs, context=context) if self.shortcut is not None else inputs
             )
             return tf.nn.relu(shortcut + body)
-        body = self._body_if_on(inputs, gate.on, context)
+        body = run_if_on(self._body, inputs, gate.on, context)
         value = tf.where(gate.on, gate.value, tf.zeros_like(gate.value))
         if self.residual:
             return tf.nn.relu(inputs + value * body)
         return value * body + (1.0 - value) * inputs
-
-    def _body_if_on(self, inputs, on, context):
-        """F(x) when the gate is on; zeros, at the cost of one example, when it is off.
-
-        An off block must cost (almost) nothing. `tf.cond` would skip it entirely, but the
-        gradient graphs of 48 conds made a Basic3ResNet trace for over a minute; instead the body
-        runs on the whole batch or on its first example only (an empty batch would be free, but
-        TF's Conv2D returns its input unchanged on empty batches). The stand-in row is zeroed, so
-        no gradient reaches the block, and its BN moving statistics are only updated when on.
-        """
-        batch = tf.shape(inputs)[0]
-        if context.static_shapes:
-            if not context.syncs_across_replicas():
-                return self._body_cond(inputs, on, context)
-            # Replicas all-reduce BN statistics, which cannot happen inside a tf.cond: with
-            # static shapes the off block is computed on the whole batch and zeroed.
-            rows = batch
-        else:
-            rows = tf.where(on, batch, tf.minimum(batch, 1))
-        outer_updates = context.state_updates
-        context.state_updates = []
-        try:
-            body = self._body(inputs[:rows], context)
-            block_updates = context.state_updates
-        finally:
-            context.state_updates = outer_updates
-        for variable, value in block_updates:
-            context.state_updates.append(
-                (variable, tf.where(on, value, tf.convert_to_tensor(variable)))
-            )
-        padding = [[0, batch - rows]] + [[0, 0]] * (len(body.shape) - 1)
-        return tf.pad(body * tf.cast(on, body.dtype), padding)
-
-    def _body_cond(self, inputs, on, context):
-        """F(x) or zeros through `tf.cond`: static shapes for XLA, the off branch runs nothing."""
-        outer_updates = context.state_updates
-        variables = []
-
-        def run_body():
-            context.state_updates = []
-            body = self._body(inputs, context)
-            variables.extend(variable for variable, _ in context.state_updates)
-            return [body] + [value for _, value in context.state_updates]
-
-        def skip():
-            # Traced after run_body (cond_v2 traces the true branch first): same structure.
-            # A gated block keeps its shape (checked in __init__): F(x) is shaped like x.
-            body = tf.zeros_like(inputs)
-            return [body] + [tf.convert_to_tensor(variable) for variable in variables]
-
-        try:
-            outputs = tf.cond(on, run_body, skip)
-        finally:
-            context.state_updates = outer_updates
-        context.state_updates.extend(zip(variables, outputs[1:]))
-        return outputs[0]
 
     def output_spatial(self, height, width):
         return self.conv1.output_spatial(height, width)

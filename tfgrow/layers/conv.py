@@ -7,79 +7,13 @@ masking the kernel alone would leave the BN shift alive). Gradients therefore re
 gathered slices.
 """
 
-from typing import NamedTuple
-
 import keras
 import tensorflow as tf
 
+from tfgrow.compact import BatchNormWeights, KernelRows, batch_norm, gather, gather_rows
 from tfgrow.cost import LayerCost
 
 ACTIVATIONS = {"relu": tf.nn.relu, "linear": None, None: None}
-
-
-def _gather(tensor, active, axis, context=None):
-    """`tensor`'s entries at the active indices along `axis`.
-
-    With static shapes (XLA), vectors (BN parameters and statistics) are selected by a matmul
-    with a one-hot matrix, whose gradient is another matmul rather than XLA's serial CPU scatter.
-    Kernels keep `tf.gather`: for them the one-hot product costs as much as a convolution
-    (measured with benchmarks/step_time.py: VGG-16 XLA steps 8-13% slower).
-    """
-    if active.is_full:
-        return tensor
-    if context is None or not context.static_shapes or len(tensor.shape) > 1:
-        return tf.gather(tensor, active.indices, axis=axis)
-    selection = tf.one_hot(active.indices, tensor.shape[0], dtype=tensor.dtype)  # [k, n]
-    return tf.linalg.matvec(selection, tensor)
-
-
-def tf_variable(variable):
-    """The tf.Variable (possibly distributed) behind a Keras variable."""
-    return variable.value if isinstance(variable, keras.Variable) else variable
-
-
-def gather_rows(variable, indices, axis):
-    """`variable`'s slices at `indices` along `axis`, read sparsely (one `ResourceGather`).
-
-    The compact update scatters rows back in place (`ResourceScatterNdUpdate`), which switches
-    a TF variable to copy-on-read: a dense read followed by `tf.gather` would then copy the whole
-    kernel every step. The result is a gradient source of its own (watch it on the tape): the
-    gradient stops there rather than running `ResourceGather`'s gradient, which ignores
-    `batch_dims`.
-    """
-    leading = tf.shape(variable)[:axis]
-    indices = tf.broadcast_to(indices, tf.concat([leading, tf.shape(indices)], 0))
-    rows = tf.raw_ops.ResourceGather(
-        resource=tf_variable(variable).handle,
-        indices=indices,
-        dtype=tf.as_dtype(variable.dtype),
-        batch_dims=axis,
-    )
-    return tf.stop_gradient(rows)
-
-
-class KernelRows(NamedTuple):
-    """A kernel's rows at the active input channels, for a compact training update.
-
-    The training step gathers these rows (`gather_rows`) inside its gradient tape before the
-    forward pass; the layer convolves with them (`ExecutionContext.kernel_rows`), and the
-    optimiser differentiates, updates and scatters back just these rows instead of passes over
-    the full-size kernel, its gradient and its momentum (`MaskedMomentum.row_step`).
-
-    Attributes:
-        variable: the kernel variable.
-        axis: its input-channel axis (2 for conv [kh, kw, in, out], 0 for dense [in, out]).
-        indices: [k] active input channels (int32).
-        rows: the kernel at `indices` along `axis`.
-        mask: 0/1, broadcastable to `rows`: the entries this pass computes (input mask at
-            `indices` x output mask x block gate); padding slots and dropped outputs are 0.
-    """
-
-    variable: object
-    axis: int
-    indices: tf.Tensor
-    rows: tf.Tensor
-    mask: tf.Tensor
 
 
 def _float_mask(active, width):
@@ -144,7 +78,7 @@ class _GrowableBase(keras.layers.Layer):
         """Bias, compact batch norm, mask values and activation on the active outputs."""
         out = context.active(self.output_group)
         if self.bias is not None:
-            y = y + _gather(self.bias, out, 0, context)
+            y = y + gather(self.bias, out, 0, context)
         if self.use_batch_norm:
             # m * BN(y) = normalised(y) * (m gamma) + m beta: the mask values ride on the BN
             # parameters, which saves a pass over the activations forward and backward.
@@ -155,64 +89,19 @@ class _GrowableBase(keras.layers.Layer):
         return function(y) if function is not None else y
 
     def _batch_norm(self, y, out, context, scale=None):
-        gamma, beta = _gather(self.gamma, out, 0, context), _gather(self.beta, out, 0, context)
-        if scale is not None:
-            gamma, beta = gamma * scale, beta * scale
-        epsilon = self.batch_norm_epsilon
-        if not context.training:
-            mean = _gather(self.moving_mean, out, 0, context)
-            variance = _gather(self.moving_variance, out, 0, context)
-            return tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
-        count = tf.cast(tf.size(y) // tf.maximum(tf.shape(y)[-1], 1), y.dtype)
-        if self._fuses_batch_norm(y, context):
-            normalized, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                y, gamma, beta, epsilon=epsilon, is_training=True
-            )
-            # The op returns the Bessel-corrected variance; the moving average takes the biased
-            # one, like the unfused path below and Keras.
-            variance = variance * tf.math.divide_no_nan(count - 1.0, count)
-        else:  # dense layers, widths not a multiple of 4, and sync BN (moments all-reduced)
-            axes = list(range(len(y.shape) - 1))
-            mean = tf.math.divide_no_nan(tf.reduce_sum(y, axes), count)
-            mean_square = tf.math.divide_no_nan(tf.reduce_sum(tf.square(y), axes), count)
-            mean, mean_square = context.replica_mean([mean, mean_square])
-            variance = tf.maximum(mean_square - tf.square(mean), 0.0)
-            normalized = tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
-        for variable, batch_value in ((self.moving_mean, mean), (self.moving_variance, variance)):
-            context.state_updates.append(
-                (variable, self._moving_update(variable, batch_value, out, context))
-            )
-        return normalized
-
-    def _fuses_batch_norm(self, y, context):
-        """Whether training-mode BN runs as one FusedBatchNormV3 op forward and one backward.
-
-        On CPU the unfused moments and normalisation cost about as much as the convolutions,
-        and the fused op halves that, but only when the channel count is a multiple of 4:
-        otherwise oneDNN's fused gradient is 2-5x slower than the unfused ops (measured on
-        [128, 28, 28, C]: C = 8, 12, 16 fused 2.4-3.7 ms, unfused 4.2-6.4 ms; C = 9, 10 fused
-        23-32 ms, unfused 5.7-6.2 ms). Sync BN all-reduces its moments, so it stays unfused.
-        """
-        if y.shape.rank != 4 or context.syncs_across_replicas():
-            return False
-        width = y.shape[-1]
-        if width is None:  # ragged: a multiple of context.channel_multiple, or the full size
-            return context.channel_multiple % 4 == 0 and self.units % 4 == 0
-        return width % 4 == 0
-
-    def _moving_update(self, variable, batch_value, out, context):
-        momentum = self.batch_norm_momentum
-        current = tf.convert_to_tensor(variable)
-        old = _gather(current, out, 0, context)
-        updated = momentum * old + (1.0 - momentum) * batch_value
-        if out.is_full:
-            return updated
-        # Padding slots (computed, but not sampled) keep their statistics.
-        updated = tf.where(tf.gather(out.mask, out.indices) > 0, updated, old)
-        if context.static_shapes:  # indices are distinct: scatter as a one-hot matmul (XLA)
-            selection = tf.one_hot(out.indices, current.shape[0], dtype=current.dtype)
-            return current + tf.linalg.matvec(selection, updated - old, transpose_a=True)
-        return tf.tensor_scatter_nd_update(current, out.indices[:, None], updated)
+        weights = BatchNormWeights(self.gamma, self.beta, self.moving_mean, self.moving_variance)
+        # Ragged widths are multiples of context.channel_multiple, or the full size.
+        fusable = context.channel_multiple % 4 == 0 and self.units % 4 == 0
+        return batch_norm(
+            y,
+            weights,
+            out,
+            context,
+            self.batch_norm_momentum,
+            self.batch_norm_epsilon,
+            scale=scale,
+            fusable=fusable,
+        )
 
     @property
     def kernel_input_axis(self):
@@ -239,7 +128,7 @@ class _GrowableBase(keras.layers.Layer):
         rows = context.kernel_rows.get(id(self.kernel))
         if rows is not None:
             return rows
-        return _gather(
+        return gather(
             self.kernel, context.active(self.input_group), self.kernel_input_axis, context
         )
 
@@ -312,7 +201,7 @@ class GrowableConv2D(_GrowableBase):
         self.built = True
 
     def call(self, inputs, context):
-        kernel = _gather(self._input_rows(context), context.active(self.output_group), 3, context)
+        kernel = gather(self._input_rows(context), context.active(self.output_group), 3, context)
         y = tf.nn.conv2d(inputs, kernel, self.strides, padding="SAME")
         return self._finish(y, context)
 
@@ -366,7 +255,7 @@ class GrowableDense(_GrowableBase):
         self.built = True
 
     def call(self, inputs, context):
-        kernel = _gather(self._input_rows(context), context.active(self.output_group), 1, context)
+        kernel = gather(self._input_rows(context), context.active(self.output_group), 1, context)
         return self._finish(tf.matmul(inputs, kernel), context)
 
     def output_spatial(self, height, width):

@@ -134,7 +134,7 @@ def train(
             (extra channels carry mask 0; they are not counted or updated). 8 measured fastest
             on oneDNN CPUs: the main job's grown ResNet-20 steps in 113 ms at 8, 115-119 ms at 4
             and about 121 ms at 1 (its full network: 140 ms). Multiples of 4 let batch norm run
-            as one fused op (`GrowableConv2D._fuses_batch_norm`); exact widths stay unfused.
+            as one fused op (`tfgrow.compact.fuses_batch_norm`); exact widths stay unfused.
             Under XLA it is the capacity ladder's step: `configs/modes/xla.gin` sets 4 (finer
             capacities measured faster), `configs/modes/tpu.gin` 128 (TPU lanes).
         jit_compile: compile the training and evaluation steps with XLA

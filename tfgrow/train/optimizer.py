@@ -12,7 +12,7 @@ place, so its cost follows the sub-network rather than the maximal network.
 
 import tensorflow as tf
 
-from tfgrow.layers.conv import gather_rows
+from tfgrow.compact import gather_rows
 
 
 class MaskedMomentum(tf.Module):

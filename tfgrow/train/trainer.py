@@ -15,7 +15,7 @@ One training step (DESIGN.md, "Training"):
 import tensorflow as tf
 
 from tfgrow import cost as cost_lib
-from tfgrow.layers.conv import tf_variable
+from tfgrow.compact import tf_variable
 from tfgrow.masks import step_seed
 from tfgrow.train.optimizer import MaskedMomentum
 

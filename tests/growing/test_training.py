@@ -1,0 +1,126 @@
+"""A grown Keras model trains through the existing Trainer (METHOD.md §1.2, §1.4, Eq. 8)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgrow
+from tfgrow import cost
+from tfgrow.budget import Budget
+from tfgrow.graph import UnsupportedLayerError
+from tfgrow.masks import Temperature, step_seed
+from tfgrow.models import keras_resnet_cifar
+from tfgrow.train.trainer import Trainer
+
+STEPS_PER_EPOCH = 10
+
+
+def _grown(**kwargs):
+    keras.utils.set_random_seed(0)
+    return tfgrow.grow(keras_resnet_cifar((8, 8, 1), 3, width_multiplier=0.5), **kwargs)
+
+
+def _trainer(grown, budget=None, **kwargs):
+    return Trainer(
+        grown,
+        tf.distribute.get_strategy(),
+        global_batch_size=4,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        learning_rate=lambda step: 0.1,
+        mask_learning_rate=lambda step: 0.1,
+        temperature=Temperature(num_epochs=3),
+        weight_decay=0.1,
+        seed=3,
+        budget=budget or Budget(target=0.5, lambda_channel_base=0.5, update_steps=1),
+        **kwargs,
+    )
+
+
+def _batch():
+    return tf.random.normal([4, 8, 8, 1], seed=1), tf.constant([0, 1, 2, 0])
+
+
+def _randomise_logits(grown, seed=1):
+    rng = np.random.default_rng(seed)
+    for group in grown.group_variables().values():
+        group.logits.assign(rng.normal(0.0, 1.0, group.logits.shape).astype(np.float32))
+
+
+def test_steps_move_logits_counters_flops_and_logits_of_the_network():
+    grown = _grown(grow_layers=True)
+    _randomise_logits(grown)
+    trainer = _trainer(grown)
+    images, labels = _batch()
+    before_logits = {n: g.logits.numpy() for n, g in grown.group_variables().items()}
+    before_outputs = grown.forward(images, grown.full_context()).numpy()
+    context = grown.sample_context(step_seed(trainer.seed, 0), trainer.temperature, 0.0)
+    widths, blocks = grown.widths_and_blocks(context)
+    trainer.train_step((images, labels))
+    # Counters: 1/steps_per_epoch for each structure active in the step, with layer priority.
+    parents = grown.groups_parent()
+    assert any(parent is not None for parent in parents.values())
+    for name, group in grown.channel_groups.items():
+        expected = context.channels[name].mask.numpy()
+        if parents[name] is not None:
+            expected = expected * float(context.gates[parents[name]].on)
+        np.testing.assert_allclose(group.counters.numpy(), expected / STEPS_PER_EPOCH)
+    # Training FLOPs: 3 x the sampled sub-network's forward FLOPs x batch (METHOD.md §1.7).
+    expected_flops = 3 * cost.count(grown.layer_costs, widths, blocks)[1] * 4
+    assert trainer.read("train_flops") == pytest.approx(float(expected_flops))
+    assert trainer.read("train_flops_full") == 3 * grown.full_cost()[1] * 4
+    # Every logit moves (unsampled ones by the budget term alone), and so does the function.
+    for name, group in grown.group_variables().items():
+        assert np.all(group.logits.numpy() != before_logits[name]), name
+    assert not np.allclose(grown.forward(images, grown.full_context()).numpy(), before_outputs)
+
+
+def test_unsampled_logits_move_only_by_the_budget_term():
+    """METHOD.md Eq. 8: s_j -= lr * beta sigma'(beta s_j) * lambda when q_j = 0."""
+    grown = _grown()
+    trainer = _trainer(grown, Budget(target=0.9, lambda_channel_base=0.5, update_steps=1))
+    context = grown.sample_context(step_seed(trainer.seed, 0), trainer.temperature, 0.0)
+    name = "stage2_block1_1_conv"
+    group = grown.channel_groups[name]
+    before = group.logits.numpy()
+    trainer.train_step(_batch())
+    lam = float(trainer.lambda_channel)
+    sigma = 1 / (1 + np.exp(-before))
+    expected = before - 0.1 * sigma * (1 - sigma) * lam  # beta = 1 at u = 0
+    unsampled = ~context.channels[name].mask.numpy().astype(bool)
+    assert unsampled.sum() > 0 and lam < 0
+    np.testing.assert_allclose(group.logits.numpy()[unsampled], expected[unsampled], rtol=1e-5)
+
+
+def test_compact_row_updates_match_the_dense_masked_update():
+    """Kernel rows gathered by `GrowingModel.gather_kernel_rows` and updated in place give the
+    weights of the masked full-size update (`weight_masks`), with blocks and padded widths."""
+
+    def run(compact):
+        grown = _grown(grow_layers=True, channel_multiple=4)
+        _randomise_logits(grown)
+        trainer = _trainer(grown, compact_updates=compact)
+        for velocity in trainer.weight_optimizer.velocities:
+            velocity.assign(tf.ones_like(velocity))
+        for _ in range(3):
+            trainer.train_step(_batch())
+        return grown, trainer
+
+    dense_model, dense = run(compact=False)
+    compact_model, compact = run(compact=True)
+    context = compact_model.sample_context(step_seed(3, 0), compact.temperature, 0.0)
+    assert len(compact_model.gather_kernel_rows(context)) >= 5
+    for v, w in zip(dense_model.variables, compact_model.variables):
+        np.testing.assert_allclose(v.numpy(), w.numpy(), rtol=1e-5, atol=1e-6, err_msg=v.path)
+    # Entries never computed kept their velocity of 1.
+    assert any(np.any(v.numpy() == 1.0) for v in compact.weight_optimizer.velocities)
+
+
+def test_an_unsupported_layer_stops_with_its_name_and_what_to_do():
+    inputs = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.PReLU(name="learned_slope")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    with pytest.raises(UnsupportedLayerError, match=r"'learned_slope' \(PReLU\).*Replace it"):
+        tfgrow.grow(model)

@@ -1,0 +1,244 @@
+"""Compact operations both growing engines run on active channels (DESIGN.md, "Compact execution").
+
+- `gather`, `gather_rows`, `KernelRows`: weights at the active channels, and kernel rows read
+  sparsely for the compact training update;
+- `batch_norm`: batch norm on the active channels, with mask values folded into gamma and beta,
+  fused where it pays, moving statistics updated at the active channels only;
+- `run_if_on`: a gated block's branch, computed only when its gate is on.
+
+The hand-written growable layers (`tfgrow/layers/`) and the graph engine (`tfgrow/growing/`)
+both call these; neither keeps a copy.
+"""
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+
+def gather(tensor, active, axis, context=None):
+    """`tensor`'s entries at the active indices along `axis`.
+
+    With static shapes (XLA), vectors (BN parameters and statistics) are selected by a matmul
+    with a one-hot matrix, whose gradient is another matmul rather than XLA's serial CPU scatter.
+    Kernels keep `tf.gather`: for them the one-hot product costs as much as a convolution
+    (measured with benchmarks/step_time.py: VGG-16 XLA steps 8-13% slower).
+    """
+    if active.is_full:
+        return tensor
+    if context is None or not context.static_shapes or len(tensor.shape) > 1:
+        return tf.gather(tensor, active.indices, axis=axis)
+    selection = tf.one_hot(active.indices, tensor.shape[0], dtype=tensor.dtype)  # [k, n]
+    return tf.linalg.matvec(selection, tensor)
+
+
+def tf_variable(variable):
+    """The tf.Variable (possibly distributed) behind a Keras variable."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def gather_rows(variable, indices, axis):
+    """`variable`'s slices at `indices` along `axis`, read sparsely (one `ResourceGather`).
+
+    The compact update scatters rows back in place (`ResourceScatterNdUpdate`), which switches
+    a TF variable to copy-on-read: a dense read followed by `tf.gather` would then copy the whole
+    kernel every step. The result is a gradient source of its own (watch it on the tape): the
+    gradient stops there rather than running `ResourceGather`'s gradient, which ignores
+    `batch_dims`.
+    """
+    leading = tf.shape(variable)[:axis]
+    indices = tf.broadcast_to(indices, tf.concat([leading, tf.shape(indices)], 0))
+    rows = tf.raw_ops.ResourceGather(
+        resource=tf_variable(variable).handle,
+        indices=indices,
+        dtype=tf.as_dtype(variable.dtype),
+        batch_dims=axis,
+    )
+    return tf.stop_gradient(rows)
+
+
+class KernelRows(NamedTuple):
+    """A kernel's rows at the active input channels, for a compact training update.
+
+    The training step gathers these rows (`gather_rows`) inside its gradient tape before the
+    forward pass; the layer convolves with them (`ExecutionContext.kernel_rows`), and the
+    optimiser differentiates, updates and scatters back just these rows instead of passes over
+    the full-size kernel, its gradient and its momentum (`MaskedMomentum.row_step`).
+
+    Attributes:
+        variable: the kernel variable.
+        axis: its input-channel axis (2 for conv [kh, kw, in, out], 0 for dense [in, out]).
+        indices: [k] active input channels (int32).
+        rows: the kernel at `indices` along `axis`.
+        mask: 0/1, broadcastable to `rows`: the entries this pass computes (input mask at
+            `indices` x output mask x block gate); padding slots and dropped outputs are 0.
+    """
+
+    variable: object
+    axis: int
+    indices: tf.Tensor
+    rows: tf.Tensor
+    mask: tf.Tensor
+
+
+class BatchNormWeights(NamedTuple):
+    """The variables of one batch norm; `gamma` or `beta` is None when it has none."""
+
+    gamma: object
+    beta: object
+    moving_mean: object
+    moving_variance: object
+
+
+def batch_norm(y, weights, active, context, momentum, epsilon, scale=None, fusable=False):
+    """Batch norm of `y` (last axis = `active`'s channels), times `scale` per channel.
+
+    `m * BN(y) = normalised(y) * (m gamma) + m beta`: mask values ride on the BN parameters,
+    which saves a pass over the activations forward and backward. In training mode the batch
+    moments normalise and the moving-statistic updates go to `context.state_updates`.
+
+    Args:
+        y: activations whose last axis holds the channels of `active`.
+        weights: `BatchNormWeights` at full width.
+        active: the `ActiveSet` of `y`'s channels.
+        context: the `ExecutionContext`.
+        momentum, epsilon: as Keras' BatchNormalization.
+        scale: per-channel mask values to fold in, or None.
+        fusable: in the ragged mode (width unknown at trace time), whether the width is a
+            multiple of 4 (`fuses_batch_norm`).
+
+    Returns:
+        The normalised (and scaled) activations.
+    """
+    width = tf.shape(y)[-1]
+    gamma = _vector_or(weights.gamma, active, context, tf.ones([width], y.dtype))
+    beta = _vector_or(weights.beta, active, context, tf.zeros([width], y.dtype))
+    if scale is not None:
+        gamma, beta = gamma * scale, beta * scale
+    if not context.training:
+        mean = gather(weights.moving_mean, active, 0, context)
+        variance = gather(weights.moving_variance, active, 0, context)
+        return tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
+    count = tf.cast(tf.size(y) // tf.maximum(tf.shape(y)[-1], 1), y.dtype)
+    if fuses_batch_norm(y, context, fusable):
+        normalized, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            y, gamma, beta, epsilon=epsilon, is_training=True
+        )
+        # The op returns the Bessel-corrected variance; the moving average takes the biased
+        # one, like the unfused path below and Keras.
+        variance = variance * tf.math.divide_no_nan(count - 1.0, count)
+    else:  # dense layers, widths not a multiple of 4, and sync BN (moments all-reduced)
+        axes = list(range(len(y.shape) - 1))
+        mean = tf.math.divide_no_nan(tf.reduce_sum(y, axes), count)
+        mean_square = tf.math.divide_no_nan(tf.reduce_sum(tf.square(y), axes), count)
+        mean, mean_square = context.replica_mean([mean, mean_square])
+        variance = tf.maximum(mean_square - tf.square(mean), 0.0)
+        normalized = tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
+    for variable, batch_value in (
+        (weights.moving_mean, mean),
+        (weights.moving_variance, variance),
+    ):
+        context.state_updates.append(
+            (variable, moving_update(variable, batch_value, active, context, momentum))
+        )
+    return normalized
+
+
+def _vector_or(variable, active, context, default):
+    return default if variable is None else gather(variable, active, 0, context)
+
+
+def fuses_batch_norm(y, context, fusable):
+    """Whether training-mode BN runs as one FusedBatchNormV3 op forward and one backward.
+
+    On CPU the unfused moments and normalisation cost about as much as the convolutions,
+    and the fused op halves that, but only when the channel count is a multiple of 4:
+    otherwise oneDNN's fused gradient is 2-5x slower than the unfused ops (measured on
+    [128, 28, 28, C]: C = 8, 12, 16 fused 2.4-3.7 ms, unfused 4.2-6.4 ms; C = 9, 10 fused
+    23-32 ms, unfused 5.7-6.2 ms). Sync BN all-reduces its moments, so it stays unfused.
+
+    Args:
+        y: the activations.
+        context: the `ExecutionContext`.
+        fusable: used when the width is unknown at trace time (ragged mode): whether every
+            computed width is a multiple of 4 (the caller knows the channel multiple).
+    """
+    if y.shape.rank != 4 or context.syncs_across_replicas():
+        return False
+    width = y.shape[-1]
+    if width is None:
+        return bool(fusable)
+    return width % 4 == 0
+
+
+def moving_update(variable, batch_value, active, context, momentum):
+    """The new value of a moving statistic, updated at the active (sampled) channels only."""
+    current = tf.convert_to_tensor(variable)
+    old = gather(current, active, 0, context)
+    updated = momentum * old + (1.0 - momentum) * batch_value
+    if active.is_full:
+        return updated
+    # Padding slots (computed, but not sampled) keep their statistics.
+    updated = tf.where(tf.gather(active.mask, active.indices) > 0, updated, old)
+    if context.static_shapes:  # indices are distinct: scatter as a one-hot matmul (XLA)
+        selection = tf.one_hot(active.indices, current.shape[0], dtype=current.dtype)
+        return current + tf.linalg.matvec(selection, updated - old, transpose_a=True)
+    return tf.tensor_scatter_nd_update(current, active.indices[:, None], updated)
+
+
+def run_if_on(body, inputs, on, context):
+    """`body(inputs, context)` when the gate `on` is true; zeros, at the cost of one example,
+    when it is off. `body` must return a tensor shaped like `inputs` (a gated block keeps its
+    shape).
+
+    An off block must cost (almost) nothing. `tf.cond` would skip it entirely, but the
+    gradient graphs of 48 conds made a Basic3ResNet trace for over a minute; instead the body
+    runs on the whole batch or on its first example only (an empty batch would be free, but
+    TF's Conv2D returns its input unchanged on empty batches). The stand-in row is zeroed, so
+    no gradient reaches the block, and its BN moving statistics are only updated when on.
+    """
+    batch = tf.shape(inputs)[0]
+    if context.static_shapes:
+        if not context.syncs_across_replicas():
+            return _run_cond(body, inputs, on, context)
+        # Replicas all-reduce BN statistics, which cannot happen inside a tf.cond: with
+        # static shapes the off block is computed on the whole batch and zeroed.
+        rows = batch
+    else:
+        rows = tf.where(on, batch, tf.minimum(batch, 1))
+    outer_updates = context.state_updates
+    context.state_updates = []
+    try:
+        result = body(inputs[:rows], context)
+        block_updates = context.state_updates
+    finally:
+        context.state_updates = outer_updates
+    for variable, value in block_updates:
+        context.state_updates.append(
+            (variable, tf.where(on, value, tf.convert_to_tensor(variable)))
+        )
+    padding = [[0, batch - rows]] + [[0, 0]] * (len(result.shape) - 1)
+    return tf.pad(result * tf.cast(on, result.dtype), padding)
+
+
+def _run_cond(body, inputs, on, context):
+    """`body` or zeros through `tf.cond`: static shapes for XLA, the off branch runs nothing."""
+    outer_updates = context.state_updates
+    variables = []
+
+    def run_body():
+        context.state_updates = []
+        result = body(inputs, context)
+        variables.extend(variable for variable, _ in context.state_updates)
+        return [result] + [value for _, value in context.state_updates]
+
+    def skip():
+        # Traced after run_body (cond_v2 traces the true branch first): same structure.
+        return [tf.zeros_like(inputs)] + [tf.convert_to_tensor(variable) for variable in variables]
+
+    try:
+        outputs = tf.cond(on, run_body, skip)
+    finally:
+        context.state_updates = outer_updates
+    context.state_updates.extend(zip(variables, outputs[1:]))
+    return outputs[0]

@@ -1,0 +1,14 @@
+"""Grow any Keras functional model (METHOD.md §1): `tfgrow.grow(model) -> GrowingModel`.
+
+- `structures`: contexts, counts, penalties and counters of a network's mask groups;
+- `layouts`: active sets of channel layouts (several groups on one axis);
+- `executors`: one compact executor per stock Keras layer type;
+- `plan`: the graph's nodes in order, gated blocks as units;
+- `costs`: `tfgrow.cost.LayerCost` entries from the graph's cost terms;
+- `model`: `GrowingModel`, and `grow`, the entry point.
+"""
+
+from tfgrow.growing.grow import grow, grown_model
+from tfgrow.growing.model import GrowingModel
+
+__all__ = ["GrowingModel", "grow", "grown_model"]

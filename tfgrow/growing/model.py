@@ -1,0 +1,216 @@
+"""GrowingModel: any Keras functional model, grown by structured continuous sparsification.
+
+The model holds the original model's layers at full size (the maximal network) and one
+`MaskGroup` per prunable channel group of the graph analysis (`tfgrow.graph.analysis`; residual
+ties share one group because the analysis merges them), plus one gate per gated block
+(`tfgrow.graph.blocks`). Every channel group starts with one channel on and every gated block
+off (METHOD.md §1.5; the first block of every stage has no gate and always exists). It runs
+compactly on the active channels (`tfgrow.growing.plan`) and speaks the protocol the trainer,
+the launcher loop and `GrowingCallback` use, like `tfgrow.models.GrowingNetwork`.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from tfgrow.compact import KernelRows, gather_rows
+from tfgrow.graph.analysis import analyze
+from tfgrow.graph.blocks import find_blocks
+from tfgrow.growing import costs as costs_lib
+from tfgrow.growing import plan as plan_lib
+from tfgrow.growing.executors import kernels_of
+from tfgrow.growing.layouts import LayoutSets
+from tfgrow.growing.structures import MaskedStructures, pop_inference_config
+from tfgrow.masks import MaskGroup
+
+L = keras.layers
+
+
+@keras.saving.register_keras_serializable(package="tfgrow")
+class GrowingModel(MaskedStructures, keras.Model):
+    """A Keras functional model whose channels (and blocks) are grown and pruned in training.
+
+    Build it with `tfgrow.grow(model)`.
+
+    Args:
+        model: a functional `keras.Model` of stock layers (its weights are the maximal
+            network's initial weights).
+        plain_blocks: `(input_layer_name, output_layer_name)` pairs declaring plain blocks
+            `m F(x) + (1 - m) x` (same shape in and out); their input and output channels
+            become one group.
+        grow_layers: give gated blocks (identity residual blocks after the first of their
+            stream, and declared plain blocks) a learned layer mask.
+        growing: False runs the full network: no sampling, every structure on.
+        channel_multiple: round computed widths up to this multiple (`masks.active_set`).
+        logit_on, logit_off: initial logits of seed and other structures (METHOD.md §1.5).
+    """
+
+    def __init__(
+        self,
+        model,
+        plain_blocks=(),
+        grow_layers=True,
+        growing=True,
+        channel_multiple=1,
+        logit_on=3.0,
+        logit_off=-3.0,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", model.name)
+        super().__init__(**kwargs)
+        self.source = model
+        self.plain_blocks = tuple(tuple(pair) for pair in plain_blocks)
+        self.grow_layers = bool(grow_layers)
+        self.growing = growing
+        self.channel_multiple = int(channel_multiple)
+        self.logit_on, self.logit_off = float(logit_on), float(logit_off)
+        declared = self.plain_blocks if self.grow_layers else ()
+        self.graph = analyze(model, tied_layers=declared)
+        blocks = find_blocks(model, declared)
+        if not self.grow_layers:
+            blocks = [dataclasses.replace(block, gated=False) for block in blocks]
+        self.blocks = blocks
+        self.channel_groups = {
+            self.graph.group_names[g]: MaskGroup(
+                int(self.graph.group_sizes[g]),
+                num_on=1,
+                logit_on=logit_on,
+                logit_off=logit_off,
+                name=self.graph.group_names[g],
+            )
+            for g in range(self.graph.num_groups)
+            if not self.graph.fixed[g]
+        }
+        self.gate_groups = {
+            block.name: MaskGroup(
+                1,
+                kind="layer",
+                num_on=0,
+                logit_on=logit_on,
+                logit_off=logit_off,
+                name=block.name + "_gate",
+            )
+            for block in blocks
+            if block.gated
+        }
+        for group in list(self.channel_groups.values()) + list(self.gate_groups.values()):
+            group.build()
+        self.specs = plan_lib.node_specs(model, self.graph, blocks)
+        self.plan = plan_lib.build_plan(self.specs, blocks)
+        enclosing = {spec.name: spec.block for spec in self.specs if spec.block is not None}
+        self.layer_costs = costs_lib.layer_costs(
+            model, self.graph, set(self.channel_groups), enclosing
+        )
+        self.input_names = [t._keras_history.operation.name for t in model.inputs]
+        self.output_names = [t._keras_history.operation.name for t in model.outputs]
+        self.input_spec_shape = tuple(model.inputs[0].shape[1:])
+        self.built = True
+
+    # ----------------------------------------------------------------- structure
+    def groups_parent(self):
+        """Channel group -> the gated block whose branch holds all its layers (or None)."""
+        blocks_of = {name: set() for name in self.channel_groups}
+        for spec in self.specs:
+            for g in set(spec.output_layout):
+                name = self.graph.group_names[g]
+                if name in blocks_of:
+                    blocks_of[name].add(spec.block)
+        return {
+            name: next(iter(owners)) if len(owners) == 1 else None
+            for name, owners in blocks_of.items()
+        }
+
+    def all_block_names(self):
+        return [block.name for block in self.blocks]
+
+    def _sets(self, context):
+        return LayoutSets(self.graph.group_names, self.graph.group_sizes, context)
+
+    # ----------------------------------------------------------------- execution
+    def forward(self, inputs, context):
+        """The model's outputs computed on the active channels and blocks of `context`."""
+        inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        values = {name: tf.cast(x, self.compute_dtype) for name, x in zip(self.input_names, inputs)}
+        plan_lib.run(self.plan, values, self._sets(context), context)
+        outputs = [values[name] for name in self.output_names]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _weighted_specs(self):
+        return [spec for spec in self.specs if kernels_of(spec.layer)]
+
+    def gather_kernel_rows(self, context):
+        """[`KernelRows`] of every kernel whose input runs below full width in `context`.
+
+        Call inside the gradient tape, before `forward`: the pass then uses these rows, and the
+        training step updates them compactly (as `GrowingNetwork.gather_kernel_rows`).
+        """
+        sets = self._sets(context)
+        result = []
+        for spec in self._weighted_specs():
+            inputs = sets(spec.input_layouts[0])
+            if inputs.is_full:
+                continue
+            on = self.gate_on(context, spec.block)
+            for kernel in kernels_of(spec.layer):
+                rows = gather_rows(kernel.variable, inputs.indices, kernel.axis)
+                context.kernel_rows[id(kernel.variable)] = rows
+                out_mask = sets.mask(spec.output_layout) if kernel.has_output_axis else tf.ones([1])
+                mask = tf.gather(inputs.mask, inputs.indices)[:, None] * out_mask[None, :] * on
+                result.append(KernelRows(kernel.variable, kernel.axis, inputs.indices, rows, mask))
+        return result
+
+    def weight_masks(self, context):
+        """id(variable) -> 0/1 mask of entries computed in this pass; absent means all."""
+        sets = self._sets(context)
+        masks = {}
+        for spec in self.specs:
+            layer = spec.layer
+            gate = context.gate(spec.block)
+            in_full = not spec.input_layouts or sets(spec.input_layouts[0]).is_full
+            if gate is None and in_full and sets(spec.output_layout).is_full:
+                continue
+            on = self.gate_on(context, spec.block)
+            out_mask = sets.mask(spec.output_layout) * on
+            for kernel in kernels_of(layer):
+                in_mask = sets.mask(spec.input_layouts[0])
+                columns = out_mask if kernel.has_output_axis else tf.ones([1]) * on
+                mask = in_mask[:, None] * columns[None, :]
+                masks[id(kernel.variable)] = tf.reshape(
+                    mask, [1] * kernel.axis + mask.shape.as_list()
+                )
+            vectors = [getattr(layer, "bias", None) if getattr(layer, "use_bias", False) else None]
+            if isinstance(layer, L.BatchNormalization):
+                vectors = [
+                    layer.gamma if layer.scale else None,
+                    layer.beta if layer.center else None,
+                ]
+            for variable in vectors:
+                if variable is not None:
+                    masks[id(variable)] = out_mask
+        return masks
+
+    # ----------------------------------------------------------------- serialisation
+    def get_config(self):
+        return {
+            "name": self.name,
+            "model": keras.saving.serialize_keras_object(self.source),
+            "plain_blocks": [list(pair) for pair in self.plain_blocks],
+            "grow_layers": self.grow_layers,
+            "growing": self.growing,
+            "channel_multiple": self.channel_multiple,
+            "logit_on": self.logit_on,
+            "logit_off": self.logit_off,
+            **self.inference_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inference = pop_inference_config(config)
+        config["model"] = keras.saving.deserialize_keras_object(
+            config["model"], custom_objects=custom_objects
+        )
+        model = cls(**config)
+        model.set_inference_config(inference)
+        return model
