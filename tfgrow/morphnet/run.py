@@ -116,8 +116,12 @@ def run(
     log_every_steps,
     mock_data_if_missing,
     strategy,
+    run_directory,
 ):
-    """One MorphNet or width-multiplier run; writes its outputs and returns the summary."""
+    """One MorphNet or width-multiplier run; writes its outputs and returns the summary.
+
+    `run_directory` is the `RunDirectory` `tfgrow.train` claimed; the run records its settings.
+    """
     from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
 
     if epochs <= 0 or global_batch_size <= 0:
@@ -168,6 +172,7 @@ def run(
         target,
     )
     loop._write_operative_config(model_dir)
+    run_directory.record()
     ledger = phase_lib.Ledger(global_batch_size, seed_flops)
     start_time = time.time()
     iterations = []

@@ -24,7 +24,8 @@ from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature
 from tfgrow.train import strategy as strategy_lib
 from tfgrow.train.capacity import CapacityPlanner
-from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
+from tfgrow.train.checkpoint import RunCheckpoints, WallClock, make_checkpoint, skip_epochs
+from tfgrow.train.run_directory import RunDirectory
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -137,7 +138,11 @@ def train(
     Returns:
         The summary dict (also written to `model_dir/summary.json`).
     """
+    arguments = dict(locals())  # the run's settings, recorded in and compared with model_dir
     _check_choice("method", method, METHODS)
+    strategy = strategy or make_strategy()
+    run_directory = RunDirectory(model_dir, strategy_lib.output_dir(strategy, model_dir))
+    run_directory.claim(arguments)  # a directory holding another run stops here, untouched
     if method in MORPHNET_METHODS:
         from tfgrow.morphnet import run as morphnet_run
 
@@ -159,6 +164,7 @@ def train(
             log_every_steps=log_every_steps,
             mock_data_if_missing=mock_data_if_missing,
             strategy=strategy,
+            run_directory=run_directory,
         )
     _check_choice("relaxation", relaxation, RELAXATIONS)
     if epochs <= 0 or global_batch_size <= 0:
@@ -169,7 +175,6 @@ def train(
     growing = method == "grow"
     budget = Budget()
     temperature = Temperature(beta0, final_temperature, temperature_mode, float(epochs))
-    strategy = strategy or make_strategy()
     keras.utils.set_random_seed(seed)
     tf.io.gfile.makedirs(model_dir)
 
@@ -223,10 +228,12 @@ def train(
     # and resume from the chief's checkpoints.
     write_dir = strategy_lib.output_dir(strategy, model_dir)
     tf.io.gfile.makedirs(write_dir)
+    clock = WallClock()  # checkpointed: wall_time_s adds up over resumes
     checkpoints = RunCheckpoints(
         make_checkpoint(model, trainer),
         os.path.join(write_dir, "checkpoints"),
         restore_directory=os.path.join(model_dir, "checkpoints"),
+        clock=clock,
     )
     restored = checkpoints.restore()
     if restored:
@@ -234,6 +241,7 @@ def train(
         if planner:
             planner.load_state(tf.convert_to_tensor(trainer.capacity_state).numpy())
     _write_operative_config(write_dir)
+    run_directory.record()
 
     writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
     dist_train = strategy.experimental_distribute_dataset(train_data)
@@ -283,7 +291,7 @@ def train(
         run["capacity_overflows"] = planner.overflow_steps
         run["capacity_dropped"] = planner.dropped
         run["capacities"] = planner.history[-1] if planner.history else {}
-    summary = _summary(model, trainer, budget, run, evaluation, time.time() - start_time)
+    summary = _summary(model, trainer, budget, run, evaluation, clock.seconds())
     _write_json(os.path.join(write_dir, "summary.json"), summary)
     if write_dir != model_dir:
         tf.io.gfile.rmtree(os.path.join(write_dir, "checkpoints"))  # only the chief's are kept
