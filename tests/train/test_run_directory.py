@@ -11,15 +11,12 @@ import gin
 import pytest
 import tensorflow as tf
 
+from tests.test_fault_tolerance import _network_and_trainer
 from tests.test_launcher import launch
 from tfgrow import config as config_lib
-from tfgrow.budget import Budget
-from tfgrow.masks import Temperature
-from tfgrow.models import resnet_cifar
 from tfgrow.train import loop
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, WallClock, make_checkpoint
 from tfgrow.train.run_directory import RECORD_FILE, RunDirectoryError
-from tfgrow.train.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
@@ -127,21 +124,6 @@ def test_a_result_without_a_record_stops(finished_run, tmp_path):
     os.remove(model_dir / RECORD_FILE)  # as an earlier tfgrow left it
     with pytest.raises(RunDirectoryError, match="holds a run without a record of its settings"):
         _train(model_dir)
-
-
-def _network_and_trainer():
-    network = resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4))
-    trainer = Trainer(
-        network,
-        tf.distribute.get_strategy(),
-        4,
-        10,
-        lambda step: 0.1,
-        lambda step: 0.1,
-        Temperature(num_epochs=1),
-        budget=Budget(update_steps=1),
-    )
-    return network, trainer
 
 
 def _saved_checkpoints(directory, clock=None):

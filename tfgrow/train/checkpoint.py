@@ -50,11 +50,12 @@ class WallClock(tf.Module):
     def __init__(self):
         super().__init__(name="wall_clock")
         self.elapsed_s = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_s")
-        self._restart()
-
-    def _restart(self):
-        self._earlier_s = float(self.elapsed_s.numpy())
+        self._earlier_s = 0.0
         self._session_start = time.time()
+
+    def resumed(self):
+        """Takes the earlier sessions' time from `elapsed_s` (call after restoring it)."""
+        self._earlier_s = float(self.elapsed_s.numpy())
 
     def seconds(self):
         """Seconds of earlier sessions (up to their last checkpoint) plus this session's."""
@@ -153,7 +154,7 @@ class RunCheckpoints:
                 "or truncated. " + self._fallback_advice(path)
             ) from error
         if self.clock is not None:
-            self.clock._restart()
+            self.clock.resumed()
         logging.info("Restored %s", path)
 
     def save(self, step):
