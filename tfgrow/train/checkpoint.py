@@ -79,6 +79,8 @@ class RunCheckpoints:
         restore_directory: where to resume from, when not `directory` (a multi-worker process
             that is not the chief saves to its own directory but resumes from the chief's).
         clock: a `WallClock` to save with every checkpoint and restore with it (optional).
+        read_only: only restore (export): leave any temporary folder of a save in progress
+            alone. Otherwise the `_temp` folders a killed save left are removed.
 
     Raises:
         CheckpointError: the resume directory's state file cannot be read, or it holds
@@ -93,6 +95,7 @@ class RunCheckpoints:
         fall_back=False,
         restore_directory=None,
         clock=None,
+        read_only=False,
     ):
         self.checkpoint = checkpoint
         self.directory = directory
@@ -101,7 +104,8 @@ class RunCheckpoints:
         if clock is not None:
             checkpoint.wall_clock = clock
         check_state_file(restore_directory or directory)
-        remove_temporary_folders(directory)
+        if not read_only:
+            remove_temporary_folders(directory)
         self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
         self.reader = (
             self.manager
@@ -281,7 +285,9 @@ def restore_network(model_dir):
     trainer_state = tf.Module()
     trainer_state.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoints = RunCheckpoints(
-        make_checkpoint(network, trainer_state), os.path.join(model_dir, "checkpoints")
+        make_checkpoint(network, trainer_state),
+        os.path.join(model_dir, "checkpoints"),
+        read_only=True,
     )
     path = checkpoints.restore()
     if path is None:
