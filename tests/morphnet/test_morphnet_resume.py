@@ -91,3 +91,11 @@ def test_a_morphnet_run_killed_inside_and_between_phases_resumes_to_the_same_res
     assert json.loads((model_dir / "structure_final.json").read_text()) == json.loads(
         (reference_dir / "structure_final.json").read_text()
     )
+
+    # The same protection as growing runs: another strength into the finished run stops.
+    before = (reference_dir / "summary.json").read_bytes()
+    bindings = [*BINDINGS, "MORPHNET_STRENGTH=1e-06"]
+    rerun = launch(reference_dir, EXPERIMENT, "configs/tiny.gin", bindings=bindings)
+    assert rerun.returncode == 1
+    assert "tfgrow.MorphNet.strength was 3e-06, now 1e-06" in rerun.stderr, rerun.stderr[-3000:]
+    assert (reference_dir / "summary.json").read_bytes() == before

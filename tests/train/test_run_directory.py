@@ -16,7 +16,7 @@ from tests.test_launcher import launch
 from tfgrow import config as config_lib
 from tfgrow.train import loop
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, WallClock, make_checkpoint
-from tfgrow.train.run_directory import RECORD_FILE, RunDirectoryError
+from tfgrow.train.run_directory import RECORD_FILE, RunDirectory, RunDirectoryError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
@@ -64,8 +64,11 @@ def _copy(run, tmp_path):
         ("tfgrow.train.method='full'", "tfgrow.train.method was 'grow', now 'full'"),
         ("BUDGET_TARGET=0.5", "tfgrow.Budget.target was 0.3, now 0.5"),
         ("tfgrow.train.epochs=2", "tfgrow.train.epochs was 1, now 2"),
+        ("tfgrow.train.global_batch_size=16", "tfgrow.train.global_batch_size was 32, now 16"),
+        # A MorphNet run into a growing run's directory: stopped before MorphNet starts.
+        ("tfgrow.train.method='width_multiplier'", "was 'grow', now 'width_multiplier'"),
     ],
-    ids=["seed", "method", "budget", "epochs"],
+    ids=["seed", "method", "budget", "epochs", "batch_size", "morphnet"],
 )
 def test_a_rerun_with_other_settings_stops_and_leaves_the_run_untouched(
     finished_run, binding, named
@@ -74,7 +77,8 @@ def test_a_rerun_with_other_settings_stops_and_leaves_the_run_untouched(
     with pytest.raises(RunDirectoryError) as error:
         _train(finished_run, [binding])
     message = str(error.value)
-    assert f"The run directory {finished_run} holds a run with other settings: {named}." in message
+    assert f"The run directory {finished_run} holds a run with other settings: " in message
+    assert named in message
     assert "choose a new --model_dir" in message
     assert "--gin_bindings='tfgrow.RunDirectory.continue_with_changes=True'" in message
     assert _contents(finished_run) == before
@@ -124,6 +128,19 @@ def test_a_result_without_a_record_stops(finished_run, tmp_path):
     os.remove(model_dir / RECORD_FILE)  # as an earlier tfgrow left it
     with pytest.raises(RunDirectoryError, match="holds a run without a record of its settings"):
         _train(model_dir)
+
+
+def test_a_multi_worker_process_that_is_not_the_chief_checks_the_chiefs_record(finished_run):
+    # Such a process writes under model_dir/workers/ but resumes the chief's checkpoints.
+    before = _contents(finished_run)
+    worker_dir = finished_run / "workers" / "worker_1"
+    arguments = {"model_dir": str(finished_run), "seed": 3}
+    with pytest.raises(RunDirectoryError, match="tfgrow.train.seed was 0, now 3"):
+        RunDirectory(str(finished_run), str(worker_dir)).claim(arguments)
+    worker = RunDirectory(str(finished_run), str(worker_dir), continue_with_changes=True)
+    worker.claim(arguments)
+    worker.record()  # the chief's record is the run's: a worker writes none
+    assert _contents(finished_run) == before and not worker_dir.exists()
 
 
 def _saved_checkpoints(directory, clock=None):
