@@ -160,16 +160,7 @@ def run(
     seed_cost = graph.cost(seed_widths, resource)
     target = settings.target_fraction * seed_cost
     expand_lib.check_target(graph, target, resource)  # before any training
-    logging.info(
-        "%s: %d channel groups (%d fixed: %s); seed %s %d, target %.0f",
-        seed_model.name,
-        graph.num_groups,
-        int(graph.fixed.sum()),
-        graph.fixed_groups,
-        resource,
-        seed_cost,
-        target,
-    )
+    _log_seed(seed_model, graph, resource, seed_cost, target)
     loop._write_operative_config(model_dir)
     run_directory.record()
     phases = _Phases(
@@ -198,17 +189,16 @@ def run(
     keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
     with strategy.scope():
         final_model = slicing.build_at_widths(seed_model, graph, current_widths)
-    total_steps = steps_per_epoch * epochs
     rate = (
         learning_rate
         if schedule == "constant"
-        else loop.learning_rate_schedule(total_steps, learning_rate, schedule)
+        else loop.learning_rate_schedule(steps_per_epoch * epochs, learning_rate, schedule)
     )
     loop._write_json(
         os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
     )
     loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
-    final_index = settings.num_iterations if method == "morphnet" else 0
+    final_index = settings.num_iterations if method == "morphnet" else 0  # phases before it
     evaluation = phases.train(final_index, "train", final_model, rate, epochs, current_widths)
     save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
     run = {
@@ -223,6 +213,19 @@ def run(
     )
     loop._write_json(os.path.join(model_dir, "summary.json"), summary)
     return summary
+
+
+def _log_seed(seed_model, graph, resource, seed_cost, target):
+    logging.info(
+        "%s: %d channel groups (%d fixed: %s); seed %s %d, target %.0f",
+        seed_model.name,
+        graph.num_groups,
+        int(graph.fixed.sum()),
+        graph.fixed_groups,
+        resource,
+        seed_cost,
+        target,
+    )
 
 
 class _Phases:
