@@ -153,7 +153,7 @@ def _saved_checkpoints(directory, clock=None):
 
 @pytest.mark.parametrize("fault", ["truncated", "garbage", "deleted"])
 def test_an_unreadable_checkpoint_state_file_is_an_error_not_a_restart(tmp_path, fault):
-    _saved_checkpoints(tmp_path)
+    _saved_checkpoints(tmp_path).save(10)  # the newest by number, not by name: ckpt-10
     state_file = tmp_path / "checkpoint"
     if fault == "truncated":
         state_file.write_text("")
@@ -166,7 +166,7 @@ def test_an_unreadable_checkpoint_state_file_is_an_error_not_a_restart(tmp_path,
         RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
     message = str(error.value)
     assert "restarting from step 0 would overwrite" in message
-    assert f'model_checkpoint_path: "ckpt-2" into {state_file}' in message
+    assert f'model_checkpoint_path: "ckpt-10" into {state_file}' in message
 
 
 def test_temporary_folders_left_by_a_kill_are_removed_on_restart(tmp_path):

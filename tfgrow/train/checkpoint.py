@@ -190,8 +190,10 @@ def check_state_file(directory):
             file; the message names the newest checkpoint to write into a repaired state file.
     """
     state_file = os.path.join(directory, "checkpoint")
-    indexes = sorted(tf.io.gfile.glob(os.path.join(directory, "*.index")), key=_number)
-    newest = os.path.basename(indexes[-1][: -len(".index")]) if indexes else None
+    prefixes = [
+        path[: -len(".index")] for path in tf.io.gfile.glob(os.path.join(directory, "*.index"))
+    ]
+    newest = os.path.basename(max(prefixes, key=_number)) if prefixes else None
     repair = (
         f'write the line model_checkpoint_path: "{newest}" into {state_file} to resume from '
         f"{newest}, or delete {directory} to start the run over"

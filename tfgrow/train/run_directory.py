@@ -152,10 +152,10 @@ class RunDirectory:
             what = f"holds a run with other settings: {describe(differences)}"
         return (
             f"The run directory {self.model_dir} {what}. Continuing would resume or overwrite "
-            "its checkpoints, summary.json and operative_config.gin under settings it was not "
-            "trained with. Either choose a new --model_dir for the new settings, or, to continue "
-            f"this run with them on purpose, rerun with {OPT_IN} (the change is recorded in "
-            f"{RECORD_FILE})."
+            "its checkpoints, summary.json and operative_config.gin under settings it may not "
+            "have been trained with. Either choose a new --model_dir for the new settings, or, "
+            f"to continue this run with them on purpose, rerun with {OPT_IN} (the change is "
+            f"recorded in {RECORD_FILE})."
         )
 
 
