@@ -54,16 +54,22 @@ BUDGET_BINDING = "tfgrow.Budget.target"
 # direct_design re-trains the architecture of the grow run with the same budget and seed.
 DIRECT_DESIGN_SOURCE_BINDING = "tfgrow.DirectDesign.source_run_dir"
 
-flags.DEFINE_string("out", "runs/fidelity", "Parent directory of every run's model dir.")
-flags.DEFINE_string("json", None, "Also write rows, claims and runs to this JSON file.")
-flags.DEFINE_integer("epochs", 5, "Training epochs of every run.")
-flags.DEFINE_integer("max_train_examples", 20000, "Training examples per epoch (0: all).")
-flags.DEFINE_integer("max_eval_examples", 0, "Test examples (0: the whole test split).")
-flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1 at --main_budget for every method.")
-flags.DEFINE_float("main_budget", 0.3, "The budget (params fraction) of the seed runs.")
-flags.DEFINE_list("budgets", ["0.1", "0.2", "0.3", "0.5"], "Sweep budgets (seed 0).")
-flags.DEFINE_list("methods", list(METHODS), f"Methods to run, of {list(METHODS)}.")
-flags.DEFINE_multi_string("gin_file", [], "Extra gin files for every run (e.g. tiny.gin).")
+
+def define_flags():
+    """The benchmark's flags, defined only when it runs as a program: importing the module (its
+    test, or a process that also imports launchers.train and its --gin_file) defines none."""
+    flags.DEFINE_string("out", "runs/fidelity", "Parent directory of every run's model dir.")
+    flags.DEFINE_string("json", None, "Also write rows, claims and runs to this JSON file.")
+    flags.DEFINE_integer("epochs", 5, "Training epochs of every run.")
+    flags.DEFINE_integer("max_train_examples", 20000, "Training examples per epoch (0: all).")
+    flags.DEFINE_integer("max_eval_examples", 0, "Test examples (0: the whole test split).")
+    flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1 at --main_budget for every method.")
+    flags.DEFINE_float("main_budget", 0.3, "The budget (params fraction) of the seed runs.")
+    flags.DEFINE_list("budgets", ["0.1", "0.2", "0.3", "0.5"], "Sweep budgets (seed 0).")
+    flags.DEFINE_list("methods", list(METHODS), f"Methods to run, of {list(METHODS)}.")
+    flags.DEFINE_multi_string("gin_file", [], "Extra gin files for every run (e.g. tiny.gin).")
+
+
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,4 +222,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -7,7 +7,9 @@ Usage:
 Growing runs are rebuilt from model_dir/operative_config.gin and restored from the latest
 checkpoint; MorphNet runs export model_dir/final_model.keras. The export is checked against
 summary.json (params and FLOPs) and written atomically: a temporary directory beside
---export_dir, renamed into place when complete. Serve it with
+--export_dir, renamed into place when complete. Only a previous tfgrow export is replaced; the run's
+own directory, a directory containing it, a file or any other non-empty directory stop the export
+with exit status 1. Serve it with
   saved_model_cli run --dir=EXPORT_DIR --tag_set=serve --signature_def=serve \
     --input_exprs='images=np.zeros((1, 28, 28, 1), np.float32)'
 Exit status: 0 done, 2 an input was refused, 1 the export failed, 130 Ctrl-C.
@@ -18,7 +20,9 @@ from absl import app, flags, logging
 from tfgrow import cli
 
 flags.DEFINE_string("model_dir", None, "The run's directory (summary.json, checkpoints/).")
-flags.DEFINE_string("export_dir", None, "Directory to write (replaced if it exists).")
+flags.DEFINE_string(
+    "export_dir", None, "Directory to write: new, empty, or a previous tfgrow export to replace."
+)
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"], "What to write.")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 FLAGS = flags.FLAGS

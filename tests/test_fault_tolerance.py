@@ -90,11 +90,19 @@ def test_a_sigkilled_run_resumes_to_the_uninterrupted_result(reference_run, tmp_
     assert not (tmp_path / "summary.json").exists()
     killed_at = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     assert killed_at is not None and not killed_at.endswith("-80")
+    elapsed = tf.train.load_checkpoint(killed_at).get_tensor(
+        "wall_clock/elapsed_s/.ATTRIBUTES/VARIABLE_VALUE"
+    )
+    # What a kill in the middle of the next save would have left behind.
+    (tmp_path / "checkpoints" / "ckpt-40_temp").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-40_temp" / "part-00000-of-00001.index").write_bytes(b"")
 
     result = _run(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Resumed from {killed_at}" in result.stderr
     _assert_same_run(_summary(tmp_path), reference_run)
+    assert not (tmp_path / "checkpoints" / "ckpt-40_temp").exists()
+    assert _summary(tmp_path)["wall_time_s"] > elapsed  # the killed session's time counts
 
 
 @pytest.mark.slow

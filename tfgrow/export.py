@@ -10,10 +10,12 @@ computes what the growing network computes at inference (tests: max abs differen
 
 `export_model` writes it with `model.export` (a SavedModel whose `serve` signature takes the
 images) or as a `.tflite` file, atomically: into a temporary directory beside the target, renamed
-into place at the end. `export_run` does this for a run directory (the launcher
-`launchers/export.py`), for growing runs (latest checkpoint, operative gin config) and for
-MorphNet runs (`final_model.keras`), and checks the exported model's params and FLOPs against
-`summary.json`.
+into place at the end. It replaces only a previous tfgrow export (marked in its
+`export_info.json`); a file, a non-empty directory of anything else, and the run's own model
+directory or a directory containing it stop the export (`check_export_target`). `export_run`
+does this for a run directory (the launcher `launchers/export.py`), for growing runs (latest
+checkpoint, operative gin config) and for MorphNet runs (`final_model.keras`), and checks the
+exported model's params and FLOPs against `summary.json`.
 """
 
 import json
@@ -38,6 +40,12 @@ STOCK_MODEL_METHODS = ("morphnet", "width_multiplier", "uniform", "direct_design
 FINAL_MODEL_FILE = "final_model.keras"
 TFLITE_FILE = "model.tflite"
 INFO_FILE = "export_info.json"
+# export_info.json's key that marks a directory as a tfgrow export (the only kind of directory an
+# export replaces), and its value, the layout version.
+EXPORT_MARKER = "tfgrow_export_format"
+EXPORT_FORMAT = 1
+# What an export writes at its top level: SavedModel files, the TFLite file and export_info.json.
+EXPORT_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", INFO_FILE, TFLITE_FILE)
 
 
 class ExportError(RuntimeError):
@@ -245,21 +253,33 @@ def _bias_size(layer):
 
 
 # --------------------------------------------------------------------------- writing
-def export_model(model, export_dir, format="saved_model", info=None):
+def export_model(model, export_dir, format="saved_model", info=None, protected=()):
     """Writes `model` to `export_dir` atomically; returns the path of what it wrote.
+
+    `export_dir` must be absent, an empty directory or a previous tfgrow export (see
+    `check_export_target`); anything else stops with `ExportError` before any work.
 
     Args:
         model: a Keras model (stock layers; see `plain_model`).
-        export_dir: the directory to create (replaced if it exists).
+        export_dir: the directory to create, or a previous tfgrow export to replace.
         format: "saved_model" (`model.export`: signatures `serve` and `serving_default`) or
             "tflite" (`export_dir/model.tflite`, converted from that SavedModel).
-        info: optional dict written to `export_dir/export_info.json`.
+        info: optional dict written to `export_dir/export_info.json` (with the tfgrow export
+            marker `EXPORT_MARKER`, which is what lets a later export replace this one).
+        protected: directories the export must neither be nor contain (the run's model_dir).
     """
     if format not in FORMATS:
         raise ValueError(f"Expected format in {FORMATS}. Received: format={format!r}")
+    check_export_target(export_dir, protected)
     export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
-    os.makedirs(parent, exist_ok=True)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise ExportError(
+            f"Could not create the parent directory of --export_dir={export_dir}: {error}. "
+            "Choose an --export_dir whose parent is a writable directory."
+        ) from error
     temporary = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{uuid.uuid4().hex}")
     try:
         saved_model_dir = temporary if format == "saved_model" else temporary + "-saved_model"
@@ -270,9 +290,9 @@ def export_model(model, export_dir, format="saved_model", info=None):
             with open(os.path.join(temporary, TFLITE_FILE), "wb") as f:
                 f.write(converter.convert())
             shutil.rmtree(saved_model_dir)
-        if info is not None:
-            with open(os.path.join(temporary, INFO_FILE), "w") as f:
-                json.dump(info, f, indent=2, sort_keys=True)
+        with open(os.path.join(temporary, INFO_FILE), "w") as f:
+            json.dump({**(info or {}), EXPORT_MARKER: EXPORT_FORMAT}, f, indent=2, sort_keys=True)
+        check_export_target(export_dir, protected)  # again: it may have changed meanwhile
         _replace_directory(temporary, export_dir)
     finally:
         for leftover in (temporary, temporary + "-saved_model"):
@@ -280,9 +300,70 @@ def export_model(model, export_dir, format="saved_model", info=None):
     return export_dir if format == "saved_model" else os.path.join(export_dir, TFLITE_FILE)
 
 
+def check_export_target(export_dir, protected=()):
+    """Stops unless writing `export_dir` can destroy nothing that tfgrow's export did not write.
+
+    Allowed: a path that does not exist, an empty directory, or a previous tfgrow export (its
+    `export_info.json` carries `EXPORT_MARKER`) holding only what an export writes.
+
+    Args:
+        export_dir: the export's target.
+        protected: directories `export_dir` must neither be nor contain (the run's model_dir).
+
+    Raises:
+        ExportError: naming what is there and what to do instead.
+    """
+    target = os.path.realpath(export_dir)
+    for directory in protected:
+        directory = os.path.realpath(directory)
+        if target == directory or directory.startswith(target.rstrip(os.sep) + os.sep):
+            relation = "is" if target == directory else "contains"
+            raise ExportError(
+                f"Refusing to export to {export_dir}: it {relation} the run's model directory "
+                f"{directory}, and writing the export there would delete the run. Choose a new "
+                f"--export_dir, e.g. {directory.rstrip(os.sep)}_export."
+            )
+    if not os.path.lexists(export_dir):
+        return
+    if os.path.islink(export_dir) or not os.path.isdir(export_dir):
+        kind = "a symbolic link" if os.path.islink(export_dir) else "a file"
+        raise ExportError(
+            f"Refusing to export to {export_dir}: it is {kind}, not a directory tfgrow "
+            "exported, and export does not replace what it did not write. Choose a new "
+            "--export_dir, or move it away first."
+        )
+    entries = sorted(os.listdir(export_dir))
+    if not entries:
+        return
+    if not _is_tfgrow_export(export_dir):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ExportError(
+            f"Refusing to export to {export_dir}: it is a non-empty directory (holding {shown}) "
+            f"that is not a tfgrow export (no {INFO_FILE} with "
+            f"{EXPORT_MARKER!r}), and export replaces only a previous tfgrow export. Choose a "
+            "new --export_dir, or move the directory's contents away first."
+        )
+    extra = [entry for entry in entries if entry not in EXPORT_ENTRIES]
+    if extra:
+        raise ExportError(
+            f"Refusing to replace the tfgrow export {export_dir}: it also holds {extra}, which "
+            "export did not write. Move them out of it, or choose a new --export_dir."
+        )
+
+
+def _is_tfgrow_export(directory):
+    try:
+        with open(os.path.join(directory, INFO_FILE)) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get(EXPORT_MARKER) == EXPORT_FORMAT
+
+
 def _replace_directory(source, target):
-    """Renames `source` to `target`. An existing target is first renamed aside, so at every
-    moment `target` is either absent, the old export or the complete new one."""
+    """Renames `source` to `target`. An existing target (checked by `check_export_target`: empty
+    or a previous tfgrow export) is first renamed aside, so at every moment `target` is either
+    absent, the old export or the complete new one."""
     if not os.path.exists(target):
         os.rename(source, target)
         return
@@ -321,6 +402,7 @@ def export_run(model_dir, export_dir, format="saved_model"):
     MorphNet runs and the stock-Keras baselines (`STOCK_MODEL_METHODS`): `final_model.keras` is
     exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s.
     """
+    check_export_target(export_dir, protected=(model_dir,))  # before any work
     summary = _read_summary(model_dir)
     method = summary.get("method")
     if method in STOCK_MODEL_METHODS:
@@ -351,7 +433,7 @@ def export_run(model_dir, export_dir, format="saved_model"):
         "format": format,
         "input_shape": list(model.input_shape[1:]),
     }
-    path = export_model(model, export_dir, format, info)
+    path = export_model(model, export_dir, format, info, protected=(model_dir,))
     logging.info("Exported %s (params %d, flops %d) to %s", source, params, flops, path)
     return {**info, "path": path}
 

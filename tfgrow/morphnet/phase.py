@@ -33,6 +33,15 @@ class Ledger:
         self.train_flops += count * cost_lib.training_flops(forward_flops, self.global_batch_size)
         self.train_flops_full += count * self.seed_step_flops
 
+    def state(self):
+        """The counters, for a checkpoint (`load` restores them)."""
+        names = ("steps", "train_flops", "train_flops_full", "num_traces")
+        return {name: getattr(self, name) for name in names}
+
+    def load(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
 
 class Phase:
     """Trains one Keras model with momentum SGD (+ L2 weight decay, + strength * G)."""
@@ -117,16 +126,34 @@ class Phase:
         return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}
 
     def fit(
-        self, dist_train, dist_eval, epochs, model_dir, log_every_steps, seed_cost, on_epoch=None
+        self,
+        dist_train,
+        dist_eval,
+        epochs,
+        model_dir,
+        log_every_steps,
+        seed_cost,
+        on_epoch=None,
+        initial_epoch=0,
+        evaluation=None,
     ):
-        """Trains `epochs` epochs; logs to the console and TensorBoard; returns the last eval."""
+        """Trains up to `epochs` epochs; logs to the console and TensorBoard.
+
+        Args:
+            on_epoch: called as `on_epoch(epoch, evaluation)` after each epoch's evaluation.
+            initial_epoch: epochs already trained (a resumed phase, restored from a checkpoint).
+            evaluation: the last finished epoch's evaluation, when resumed.
+
+        Returns:
+            The last epoch's evaluation.
+        """
         writer = tf.summary.create_file_writer(os.path.join(model_dir, "train", self.name))
         start = time.time()
-        evaluation = {}
-        step = 0
+        evaluation = evaluation or {}
+        step = int(self.optimizer.iterations.numpy())  # 0, or where a resumed phase stopped
         steps_per_epoch = steps_per_epoch_of(dist_train) or 1
         progress = Progress(epochs, steps_per_epoch, log_every_steps, name=self.name)
-        for epoch in range(1, epochs + 1):
+        for epoch in range(initial_epoch + 1, epochs + 1):
             totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
             progress.start_epoch(epoch - 1)
             for batch in dist_train:
@@ -164,7 +191,7 @@ class Phase:
                     tf.summary.scalar("morphnet/alive_cost_fraction", fraction)
             writer.flush()
             if on_epoch is not None:
-                on_epoch()
+                on_epoch(epoch, evaluation)
         return evaluation
 
     def _cost_fraction(self, seed_cost):

@@ -19,14 +19,17 @@ import os
 import gin
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from tfgrow.graph import analysis as graph_lib
-from tfgrow.graph import slicing
+from tfgrow.graph import counting, slicing
+from tfgrow.morphnet import checkpoints as checkpoints_lib
 from tfgrow.morphnet import expand as expand_lib
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
-from tfgrow.train import loop, plain
+from tfgrow.train.checkpoint import WallClock, skip_epochs
+from tfgrow.train.plain import save_model_atomically
 
 METHODS = ("morphnet", "width_multiplier")
 REGULARIZERS = graph_lib.RESOURCES  # ("flops", "size")
@@ -97,27 +100,123 @@ class MorphNet:
         self.target_fraction = float(target_fraction)
 
 
-def run(**settings):
-    """One MorphNet or width-multiplier run; `settings` are `tfgrow.train.train`'s; writes its
-    outputs (`tfgrow.train.plain.PlainRun`) and returns the summary."""
-    method, model_dir = settings["method"], settings["model_dir"]
-    epochs, log_every_steps = settings["epochs"], settings["log_every_steps"]
-    options = MorphNet()
-    if method == "morphnet" and options.strength is None:
+def run(
+    model_dir,
+    method,
+    model_fn,
+    dataset,
+    epochs,
+    global_batch_size,
+    learning_rate,
+    schedule,
+    momentum,
+    weight_decay,
+    seed,
+    data_dir,
+    max_train_examples,
+    max_eval_examples,
+    log_every_steps,
+    mock_data_if_missing,
+    strategy,
+    run_directory,
+):
+    """One MorphNet or width-multiplier run; writes its outputs and returns the summary.
+
+    `run_directory` is the `RunDirectory` `tfgrow.train` claimed; the run records its settings.
+    Every epoch of every phase is checkpointed; a killed run resumes where it stopped.
+    """
+    from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
+
+    if epochs <= 0 or global_batch_size <= 0:
+        raise ValueError(
+            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
+            f"global_batch_size={global_batch_size}"
+        )
+    settings = MorphNet()
+    if method == "morphnet" and settings.strength is None:
         raise ValueError(
             "Expected tfgrow.MorphNet.strength for method 'morphnet'. Received: None. Set e.g. "
             "--gin_bindings='tfgrow.MorphNet.strength=1e-8'"
         )
-    baseline = plain.PlainRun(**settings)
-    seed_model = baseline.build(
-        baseline.model_fn, baseline.info.input_shape, baseline.info.num_classes
+    strategy = strategy or loop.make_strategy()
+    clock = WallClock()
+    keras.utils.set_random_seed(seed)
+    tf.io.gfile.makedirs(model_dir)
+    info, train_data, eval_data = loop._load_data(
+        dataset,
+        data_dir,
+        global_batch_size,
+        seed,
+        max_train_examples,
+        max_eval_examples,
+        mock_data_if_missing,
     )
+    num_train = min(info.num_train, max_train_examples or info.num_train)
+    steps_per_epoch = max(1, num_train // global_batch_size)
+    with strategy.scope():
+        seed_model = model_fn(info.input_shape, info.num_classes)
     graph = graph_lib.analyze(seed_model)
-    resource = options.regularizer
+    resource = settings.regularizer
     seed_widths = graph.full_widths()
     seed_cost = graph.cost(seed_widths, resource)
-    target = options.target_fraction * seed_cost
+    target = settings.target_fraction * seed_cost
     expand_lib.check_target(graph, target, resource)  # before any training
+    _log_seed(seed_model, graph, resource, seed_cost, target)
+    loop._write_operative_config(model_dir)
+    run_directory.record()
+    phases = _Phases(
+        model_dir,
+        strategy,
+        strategy.experimental_distribute_dataset(train_data),
+        strategy.experimental_distribute_dataset(eval_data),
+        phase_lib.Ledger(global_batch_size, graph.cost(seed_widths, "flops")),
+        clock,
+        dict(
+            global_batch_size=global_batch_size,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            log_every_steps=log_every_steps,
+            seed_cost=seed_cost,
+        ),
+    )
+    if method == "morphnet":
+        current_widths, multiplier = _shrink_and_expand(
+            phases, settings, seed, seed_model, graph, epochs, learning_rate, target
+        )
+    else:
+        multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
+        logging.info("uniform width multiplier x%.4f meets the target", multiplier)
+
+    keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
+    with strategy.scope():
+        final_model = slicing.build_at_widths(seed_model, graph, current_widths)
+    rate = (
+        learning_rate
+        if schedule == "constant"
+        else loop.learning_rate_schedule(steps_per_epoch * epochs, learning_rate, schedule)
+    )
+    loop._write_json(
+        os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
+    )
+    loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
+    final_index = settings.num_iterations if method == "morphnet" else 0  # phases before it
+    evaluation = phases.train(final_index, "train", final_model, rate, epochs, current_widths)
+    save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
+    run = {
+        "method": method,
+        "dataset": dataset,
+        "epochs": epochs,
+        "global_batch_size": global_batch_size,
+        "width_multiplier": multiplier,
+    }
+    summary = _summary(
+        run, settings, seed_model, final_model, graph, current_widths, target, phases, evaluation
+    )
+    loop._write_json(os.path.join(model_dir, "summary.json"), summary)
+    return summary
+
+
+def _log_seed(seed_model, graph, resource, seed_cost, target):
     logging.info(
         "%s: %d channel groups (%d fixed: %s); seed %s %d, target %.0f",
         seed_model.name,
@@ -128,119 +227,213 @@ def run(**settings):
         seed_cost,
         target,
     )
-    loop._write_operative_config(model_dir)
-    ledger = baseline.new_ledger(seed_model)
-    iterations = []
-    current_widths = seed_widths
-    if method == "morphnet":
-        shrink_epochs = max(1, round(options.shrink_epochs_ratio * epochs))
-        shrink_rate = options.shrink_learning_rate or baseline.learning_rate
-        for iteration in range(options.num_iterations):
+
+
+class _Phases:
+    """Trains a run's phases in turn, checkpointing each epoch; resumes a killed run.
+
+    Phases are numbered in the order they run (shrink iterations 0..n-1, then the final
+    training). A resumed run skips the phases its progress says are done (their results are in
+    the progress) and restores the phase it stopped in.
+    """
+
+    def __init__(self, model_dir, strategy, dist_train, dist_eval, ledger, clock, options):
+        self.model_dir = model_dir
+        self.strategy = strategy
+        self.dist_train = dist_train
+        self.dist_eval = dist_eval
+        self.ledger = ledger
+        self.options = options
+        self.checkpoints = checkpoints_lib.PhaseCheckpoints(
+            os.path.join(model_dir, "checkpoints"), clock
+        )
+        self.clock = clock
+        self.progress = self.checkpoints.restore_progress() or {
+            "phase": 0,
+            "phase_epochs": 0,
+            "run_epochs": 0,
+            "iterations": [],
+            "evaluation": None,
+        }
+        if self.checkpoints.resume_path:
+            self.ledger.load(self.progress["ledger"])
+            logging.info(
+                "Resumed from %s at phase %d, epoch %d",
+                self.checkpoints.resume_path,
+                self.progress["phase"],
+                self.progress["phase_epochs"],
+            )
+        # The training pipeline reshuffles per iterator: replay the epochs already run.
+        skip_epochs(self.dist_train, self.progress["run_epochs"])
+
+    @property
+    def iterations(self):
+        """The finished shrink iterations' results."""
+        return self.progress["iterations"]
+
+    def done(self, index):
+        """Whether phase `index` finished before the checkpoint this run resumed from."""
+        return index < self.progress["phase"]
+
+    def widths(self, index, default):
+        """The widths phase `index` was built at when it is the resumed phase, else `default`."""
+        if self.progress["phase"] == index and "widths" in self.progress:
+            return np.asarray(self.progress["widths"], np.int64)
+        return default
+
+    def train(self, index, name, model, rate, epochs, widths, regularizer=None, strength=0.0):
+        """Trains (or resumes) phase `index` on `model` (built at `widths`); returns its eval."""
+        from tfgrow.train.loop import _write_json as write_json  # loop dispatches to this module
+
+        options = self.options
+        phase = phase_lib.Phase(
+            name,
+            model,
+            self.strategy,
+            options["global_batch_size"],
+            rate,
+            options["momentum"],
+            options["weight_decay"],
+            regularizer,
+            strength,
+            self.ledger,
+        )
+        resume = self.checkpoints.resume_path is not None and self.progress["phase"] == index
+        self.checkpoints.attach(phase, resume)
+        initial_epoch = self.progress["phase_epochs"] if resume else 0
+        if not resume:
+            self.progress.update(phase=index, phase_epochs=0, evaluation=None)
+        self.progress["widths"] = [int(w) for w in widths]
+
+        def after_epoch(epoch, evaluation):
+            if regularizer is not None:  # the learned structure, every epoch
+                path = os.path.join(self.model_dir, f"structure_iter{index}.json")
+                alive = regularizer.alive_widths_numpy()
+                write_json(path, regularizer.graph.structure(alive))
+            self.progress.update(phase_epochs=epoch, evaluation=evaluation)
+            self.progress["run_epochs"] += 1
+            self.progress["ledger"] = self.ledger.state()
+            self.checkpoints.save(self.progress, self.ledger.steps)
+
+        return phase.fit(
+            self.dist_train,
+            self.dist_eval,
+            epochs,
+            self.model_dir,
+            options["log_every_steps"],
+            options["seed_cost"],
+            after_epoch,
+            initial_epoch=initial_epoch,
+            evaluation=self.progress["evaluation"] if resume else None,
+        )
+
+
+def _shrink_and_expand(phases, settings, seed, seed_model, graph, epochs, learning_rate, target):
+    """The shrink -> expand iterations (METHOD.md §2); returns (final widths, multiplier)."""
+    resource = settings.regularizer
+    shrink_epochs = max(1, round(settings.shrink_epochs_ratio * epochs))
+    shrink_rate = settings.shrink_learning_rate or learning_rate
+    seed_cost = graph.cost(graph.full_widths(), resource)
+    current_widths = graph.full_widths()
+    for iteration in range(settings.num_iterations):
+        if phases.done(iteration):  # its result is in the resumed progress
+            continue
+        current_widths = phases.widths(iteration, current_widths)
+        if iteration > 0:  # a fresh initialisation, the same whether resumed or not
+            keras.utils.set_random_seed(seed + 1 + iteration)
+        with phases.strategy.scope():
             model = (
                 seed_model
                 if iteration == 0
-                else baseline.build(slicing.build_at_widths, seed_model, graph, current_widths)
+                else slicing.build_at_widths(seed_model, graph, current_widths)
             )
-            regularizer = baseline.build(
-                GammaRegularizer,
-                model,
-                graph_lib.analyze(model),
-                resource,
-                options.gamma_threshold,
+            regularizer = GammaRegularizer(
+                model, graph_lib.analyze(model), resource, settings.gamma_threshold
             )
-            phase = phase_lib.Phase(
-                f"shrink_iter{iteration}",
-                model,
-                baseline.strategy,
-                baseline.global_batch_size,
-                shrink_rate,
-                baseline.momentum,
-                baseline.weight_decay,
-                regularizer,
-                options.strength,
-                ledger,
-            )
-            structure_path = os.path.join(model_dir, f"structure_iter{iteration}.json")
+        evaluation = phases.train(
+            iteration,
+            f"shrink_iter{iteration}",
+            model,
+            shrink_rate,
+            shrink_epochs,
+            current_widths,
+            regularizer,
+            settings.strength,
+        )
+        learned = _to_seed_order(graph, regularizer.graph, regularizer.alive_widths_numpy())
+        multiplier, expanded, expanded_cost = expand_lib.expand(graph, learned, target, resource)
+        phases.iterations.append(
+            {
+                "iteration": iteration,
+                "shrink_epochs": shrink_epochs,
+                "shrink_eval_accuracy": evaluation["accuracy"],
+                "learned_widths": graph.structure(learned),
+                "learned_cost": int(graph.cost(learned, resource)),
+                "multiplier": float(multiplier),
+                "expanded_widths": graph.structure(expanded),
+                "expanded_cost": int(expanded_cost),
+            }
+        )
+        logging.info(
+            "iteration %d: learned %s %d (%.1f%% of seed), x%.4f -> %d (%.1f%%)",
+            iteration,
+            resource,
+            phases.iterations[-1]["learned_cost"],
+            100.0 * phases.iterations[-1]["learned_cost"] / seed_cost,
+            multiplier,
+            expanded_cost,
+            100.0 * expanded_cost / seed_cost,
+        )
+        current_widths = expanded
+    current_widths = phases.widths(settings.num_iterations, current_widths)
+    return current_widths, phases.iterations[-1]["multiplier"]
 
-            def on_epoch(regularizer=regularizer, path=structure_path):
-                widths = regularizer.alive_widths_numpy()
-                loop._write_json(path, regularizer.graph.structure(widths))
 
-            evaluation = phase.fit(
-                baseline.dist_train,
-                baseline.dist_eval,
-                shrink_epochs,
-                model_dir,
-                log_every_steps,
-                seed_cost,
-                on_epoch,
-            )
-            learned = _to_seed_order(graph, regularizer.graph, regularizer.alive_widths_numpy())
-            multiplier, expanded, expanded_cost = expand_lib.expand(
-                graph, learned, target, resource
-            )
-            iterations.append(
-                {
-                    "iteration": iteration,
-                    "shrink_epochs": shrink_epochs,
-                    "shrink_eval_accuracy": evaluation["accuracy"],
-                    "learned_widths": graph.structure(learned),
-                    "learned_cost": graph.cost(learned, resource),
-                    "multiplier": multiplier,
-                    "expanded_widths": graph.structure(expanded),
-                    "expanded_cost": expanded_cost,
-                }
-            )
-            logging.info(
-                "iteration %d: learned %s %d (%.1f%% of seed), x%.4f -> %d (%.1f%%)",
-                iteration,
-                resource,
-                iterations[-1]["learned_cost"],
-                100.0 * iterations[-1]["learned_cost"] / seed_cost,
-                multiplier,
-                expanded_cost,
-                100.0 * expanded_cost / seed_cost,
-            )
-            current_widths = expanded
-    else:
-        multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
-        logging.info("uniform width multiplier x%.4f meets the target", multiplier)
-
-    # The naive baseline at the same target, for the plots' widths per layer (tfgrow/plots/).
-    uniform_multiplier, uniform_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
-    keras.utils.set_random_seed(baseline.seed + 1)  # the final network: a fresh initialisation
-    final_model = baseline.build(slicing.build_at_widths, seed_model, graph, current_widths)
-    loop._write_json(
-        os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
+def _summary(run, settings, seed_model, final_model, graph, widths, target, phases, evaluation):
+    """summary.json of a MorphNet or width-multiplier run (README.md, "What a run writes")."""
+    resource = settings.regularizer
+    uniform_multiplier, uniform_widths, _ = expand_lib.expand(
+        graph, graph.full_widths(), target, resource
     )
-    loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
-    evaluation = baseline.train(final_model, "train", epochs, ledger)
-    return baseline.write_summary(
-        final_model,
-        seed_model,
-        ledger,
-        evaluation,
-        graph.structure(current_widths),
-        {},
-        budget_target=options.target_fraction,
-        budget_metric="params" if resource == "size" else "flops",
-        width_multiplier=multiplier,
-        morphnet={
+    params, flops = counting.count_model(final_model)
+    params_full, flops_full = counting.count_model(seed_model)
+    ledger = phases.ledger
+    return {
+        **run,
+        "model": seed_model.name,
+        "steps": ledger.steps,
+        "eval_accuracy": float(evaluation["accuracy"]),
+        "eval_loss": float(evaluation["loss"]),
+        "params": params,
+        "params_full": params_full,
+        "flops": flops,
+        "flops_full": flops_full,
+        "train_flops": ledger.train_flops,
+        "train_flops_full": ledger.train_flops_full,
+        "train_cost_savings": ledger.train_flops_full / ledger.train_flops,
+        "wall_time_s": phases.clock.seconds(),
+        "architecture": graph.structure(widths),
+        "blocks": {},
+        "num_compiles": ledger.num_traces,
+        "budget_target": settings.target_fraction,
+        "budget_metric": "params" if resource == "size" else "flops",
+        "morphnet": {
             "regularizer": resource,
-            "strength": options.strength if method == "morphnet" else None,
-            "gamma_threshold": options.gamma_threshold,
-            "num_iterations": len(iterations),
-            "target_fraction": options.target_fraction,
+            "strength": settings.strength if run["method"] == "morphnet" else None,
+            "gamma_threshold": settings.gamma_threshold,
+            "num_iterations": len(phases.iterations),
+            "target_fraction": settings.target_fraction,
             "target_cost": target,
-            "seed_cost": seed_cost,
-            "final_cost": graph.cost(current_widths, resource),
-            "iterations": iterations,
+            "seed_cost": graph.cost(graph.full_widths(), resource),
+            "final_cost": graph.cost(widths, resource),
+            "iterations": phases.iterations,
             "fixed_groups": graph.fixed_groups,
-            "seed_widths": graph.structure(seed_widths),
+            # The naive baseline at the same target, for the plots' widths per layer.
+            "seed_widths": graph.structure(graph.full_widths()),
             "uniform_multiplier": uniform_multiplier,
             "uniform_widths": graph.structure(uniform_widths),
         },
-    )
+    }
 
 
 def _to_seed_order(seed_graph, graph, widths):

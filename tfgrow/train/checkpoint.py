@@ -10,11 +10,16 @@ creates and drops k iterators (`skip_epochs`) and then sees epoch k's order exac
 Writes are atomic where it matters: `tf.train.CheckpointManager` writes the data shards into a
 `_temp` directory, merges them under the final prefix, and only then rewrites the `checkpoint`
 state file (atomically, by rename). A kill at any moment therefore leaves the state file pointing
-at the last complete checkpoint; a half-written one is never "latest".
+at the last complete checkpoint; a half-written one is never "latest". The `_temp` folder such a
+kill leaves behind is removed when the run restarts. A state file that cannot be read, or
+checkpoints without a state file, stop the run: restarting from step 0 would overwrite it.
+
+`WallClock` keeps the run's wall time in its checkpoints, so `wall_time_s` adds up over resumes.
 """
 
 import inspect
 import os
+import time
 
 import gin
 import tensorflow as tf
@@ -35,6 +40,31 @@ def make_checkpoint(model, trainer):
     return tf.train.Checkpoint(model_variables=variables, trainer=trainer)
 
 
+class WallClock(tf.Module):
+    """Wall time of a run over all its sessions: saved with each checkpoint, restored on resume.
+
+    A session counts from its start; time after a session's last checkpoint (a killed run's lost
+    epoch) is not counted, since the resumed run repeats that work.
+    """
+
+    def __init__(self):
+        super().__init__(name="wall_clock")
+        self.elapsed_s = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_s")
+        self._earlier_s = 0.0
+        self._session_start = time.time()
+
+    def resumed(self):
+        """Takes the earlier sessions' time from `elapsed_s` (call after restoring it)."""
+        self._earlier_s = float(self.elapsed_s.numpy())
+
+    def seconds(self):
+        """Seconds of earlier sessions (up to their last checkpoint) plus this session's."""
+        return self._earlier_s + time.time() - self._session_start
+
+    def stamp(self):
+        self.elapsed_s.assign(self.seconds())
+
+
 @gin.configurable(module="tfgrow")
 class RunCheckpoints:
     """The checkpoints of one run directory: restore on start, save every epoch.
@@ -48,14 +78,34 @@ class RunCheckpoints:
             overwrites the bad checkpoint when it reaches that step again.
         restore_directory: where to resume from, when not `directory` (a multi-worker process
             that is not the chief saves to its own directory but resumes from the chief's).
+        clock: a `WallClock` to save with every checkpoint and restore with it (optional).
+        read_only: only restore (export): leave any temporary folder of a save in progress
+            alone. Otherwise the `_temp` folders a killed save left are removed.
+
+    Raises:
+        CheckpointError: the resume directory's state file cannot be read, or it holds
+            checkpoints but no state file.
     """
 
     def __init__(
-        self, checkpoint, directory, max_to_keep=3, fall_back=False, restore_directory=None
+        self,
+        checkpoint,
+        directory,
+        max_to_keep=3,
+        fall_back=False,
+        restore_directory=None,
+        clock=None,
+        read_only=False,
     ):
         self.checkpoint = checkpoint
         self.directory = directory
         self.fall_back = fall_back
+        self.clock = clock
+        if clock is not None:
+            checkpoint.wall_clock = clock
+        check_state_file(restore_directory or directory)
+        if not read_only:
+            remove_temporary_folders(directory)
         self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
         self.reader = (
             self.manager
@@ -107,9 +157,13 @@ class RunCheckpoints:
                 f"{_first_line(error)}. Its files ({path}.index, {path}.data-*) look corrupt "
                 "or truncated. " + self._fallback_advice(path)
             ) from error
+        if self.clock is not None:
+            self.clock.resumed()
         logging.info("Restored %s", path)
 
     def save(self, step):
+        if self.clock is not None:
+            self.clock.stamp()
         return self.manager.save(checkpoint_number=int(step))
 
     def _fallback_advice(self, path):
@@ -123,6 +177,57 @@ class RunCheckpoints:
             f"To resume from the previous checkpoint ({earlier[-1]}) instead, run the same "
             "command again with --gin_bindings='tfgrow.RunCheckpoints.fall_back=True'."
         )
+
+
+def check_state_file(directory):
+    """Stops when `directory`'s checkpoints cannot be told apart from a fresh start.
+
+    `tf.train.CheckpointManager` treats a state file it cannot parse as absent (with a warning),
+    and a run would then restart from step 0 and overwrite its checkpoints.
+
+    Raises:
+        CheckpointError: the state file cannot be read, or there are checkpoints but no state
+            file; the message names the newest checkpoint to write into a repaired state file.
+    """
+    state_file = os.path.join(directory, "checkpoint")
+    prefixes = [
+        path[: -len(".index")] for path in tf.io.gfile.glob(os.path.join(directory, "*.index"))
+    ]
+    newest = os.path.basename(max(prefixes, key=_number)) if prefixes else None
+    repair = (
+        f'write the line model_checkpoint_path: "{newest}" into {state_file} to resume from '
+        f"{newest}, or delete {directory} to start the run over"
+        if newest
+        else f"delete {directory} to start the run over"
+    )
+    if tf.io.gfile.exists(state_file):
+        try:
+            readable = tf.train.get_checkpoint_state(directory) is not None
+        except ValueError:
+            readable = False
+        if not readable:
+            raise CheckpointError(
+                f"Could not read the checkpoint state file {state_file} (corrupt or truncated), "
+                "so the run cannot tell which checkpoint is its latest, and restarting from "
+                f"step 0 would overwrite it. To continue, {repair}."
+            )
+    elif newest:
+        raise CheckpointError(
+            f"{directory} holds checkpoints ({newest} is the newest) but no state file "
+            f"{state_file}, and restarting from step 0 would overwrite them. To continue, "
+            f"{repair}."
+        )
+
+
+def remove_temporary_folders(directory):
+    """Removes what a kill during a save leaves: `<prefix>_temp` shard folders and
+    `checkpoint.tmp<hex>` state files (never a checkpoint or the state file itself)."""
+    for path in tf.io.gfile.glob(os.path.join(directory, "*_temp")):
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+            logging.info("Removed %s, left by a run killed while saving a checkpoint", path)
+    for path in tf.io.gfile.glob(os.path.join(directory, "checkpoint.tmp*")):
+        tf.io.gfile.remove(path)
 
 
 def skip_epochs(dataset, num_epochs):
@@ -182,7 +287,9 @@ def restore_network(model_dir):
     trainer_state = tf.Module()
     trainer_state.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoints = RunCheckpoints(
-        make_checkpoint(network, trainer_state), os.path.join(model_dir, "checkpoints")
+        make_checkpoint(network, trainer_state),
+        os.path.join(model_dir, "checkpoints"),
+        read_only=True,
     )
     path = checkpoints.restore()
     if path is None:

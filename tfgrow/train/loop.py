@@ -27,8 +27,9 @@ from tfgrow.plots import run as plots_lib
 from tfgrow.train import reporting, validation
 from tfgrow.train import strategy as strategy_lib
 from tfgrow.train.capacity import CapacityPlanner
-from tfgrow.train.checkpoint import RunCheckpoints, make_checkpoint, skip_epochs
+from tfgrow.train.checkpoint import RunCheckpoints, WallClock, make_checkpoint, skip_epochs
 from tfgrow.train.progress import Progress, describe_run
+from tfgrow.train.run_directory import RunDirectory
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -149,8 +150,9 @@ def train(
     Returns:
         The summary dict (also written to `model_dir/summary.json`).
     """
+    arguments = dict(locals())  # the run's settings, recorded in and compared with model_dir
     validation.check_train_arguments(
-        dict(locals()), METHODS, SCHEDULES, RELAXATIONS, TEMPERATURE_MODES
+        dict(arguments), METHODS, SCHEDULES, RELAXATIONS, TEMPERATURE_MODES
     )
     builder_name = getattr(model_fn, "__name__", "model_fn")
     if method != "magnitude_pruning":  # it builds a tf_keras (Keras 2) model with model_fn
@@ -159,6 +161,8 @@ def train(
     num_train = validation.check_dataset_split(
         dataset, data_dir, global_batch_size, max_train_examples, mock_data_if_missing, strategy
     )
+    run_directory = RunDirectory(model_dir, strategy_lib.output_dir(strategy, model_dir))
+    run_directory.claim(arguments)  # a directory holding another run stops here, untouched
     if method in MORPHNET_METHODS + PLAIN_BASELINES:
         if num_train:
             describe_run(
@@ -195,6 +199,7 @@ def train(
             log_every_steps=log_every_steps,
             mock_data_if_missing=mock_data_if_missing,
             strategy=strategy,
+            run_directory=run_directory,
         )
     growing = method in ("grow", "random")
     budget = Budget()
@@ -254,10 +259,12 @@ def train(
     # and resume from the chief's checkpoints.
     write_dir = strategy_lib.output_dir(strategy, model_dir)
     tf.io.gfile.makedirs(write_dir)
+    clock = WallClock()  # checkpointed: wall_time_s adds up over resumes
     checkpoints = RunCheckpoints(
         make_checkpoint(model, trainer),
         os.path.join(write_dir, "checkpoints"),
         restore_directory=os.path.join(model_dir, "checkpoints"),
+        clock=clock,
     )
     restored = checkpoints.restore()
     if restored:
@@ -265,6 +272,7 @@ def train(
         if planner:
             planner.load_state(tf.convert_to_tensor(trainer.capacity_state).numpy())
     _write_operative_config(write_dir)
+    run_directory.record()
 
     describe_run(
         method,
@@ -335,7 +343,7 @@ def train(
         run["capacity_overflows"] = planner.overflow_steps
         run["capacity_dropped"] = planner.dropped
         run["capacities"] = planner.history[-1] if planner.history else {}
-    summary = reporting.summary(model, trainer, budget, run, evaluation, time.time() - start_time)
+    summary = reporting.summary(model, trainer, budget, run, evaluation, clock.seconds())
     _write_json(os.path.join(write_dir, "summary.json"), summary)
     if growing:
         plots_lib.write_run_plots(write_dir)  # write_dir/plots/*.png

@@ -49,6 +49,7 @@ class PlainRun:
         log_every_steps,
         mock_data_if_missing,
         strategy,
+        run_directory=None,
     ):
         if epochs <= 0 or global_batch_size <= 0:
             raise ValueError(
@@ -71,6 +72,8 @@ class PlainRun:
         self.start_time = time.time()
         keras.utils.set_random_seed(self.seed)
         tf.io.gfile.makedirs(model_dir)
+        if run_directory is not None:  # the `RunDirectory` tfgrow.train claimed
+            run_directory.record()
         self.info, self.train_data, self.eval_data = loop._load_data(
             dataset,
             data_dir,
