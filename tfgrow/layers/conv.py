@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfgrow.compact import BatchNormWeights, KernelRows, batch_norm, gather, gather_rows
 from tfgrow.cost import LayerCost
+from tfgrow.layers.conv_ops import conv2d_same
 
 ACTIVATIONS = {"relu": tf.nn.relu, "linear": None, None: None}
 
@@ -202,7 +203,7 @@ class GrowableConv2D(_GrowableBase):
 
     def call(self, inputs, context):
         kernel = gather(self._input_rows(context), context.active(self.output_group), 3, context)
-        y = tf.nn.conv2d(inputs, kernel, self.strides, padding="SAME")
+        y = conv2d_same(inputs, kernel, self.strides)  # strided 1x1: oneDNN#6035
         return self._finish(y, context)
 
     def _kernel_mask(self, in_mask, out_mask):
