@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from tests.test_export import _fake_morphnet_run, _run_module
+from tests.launcher_helpers import run_module
+from tests.test_export import _fake_morphnet_run
 from tfgrow import export
 
 
@@ -65,7 +66,7 @@ def test_export_refuses_what_it_did_not_write_and_leaves_it_byte_identical(case,
 def test_export_launcher_refuses_with_one_message_and_exit_status_1(case, tmp_path):
     model_dir, targets = _targets(tmp_path)
     before = _snapshot(tmp_path)
-    result = _run_module(
+    result = run_module(
         "launchers.export", f"--model_dir={model_dir}", f"--export_dir={targets[case]}"
     )
     assert result.returncode == 1

@@ -24,7 +24,7 @@ import numpy as np
 from tfgrow.baselines import sizing
 from tfgrow.budget import Budget
 from tfgrow.graph import slicing
-from tfgrow.train import plain
+from tfgrow.train import plain, saving
 
 PRETRAINED_MODEL_FILE = "pretrained_model.keras"
 
@@ -96,7 +96,9 @@ def run(**settings):
     graph = sized.graph
     ledger = baseline.new_ledger(full_model)
     pretrained = baseline.train(full_model, "pretrain", baseline.epochs, ledger)
-    plain.save_model_atomically(full_model, os.path.join(baseline.model_dir, PRETRAINED_MODEL_FILE))
+    saving.save_model_atomically(
+        full_model, os.path.join(baseline.model_dir, PRETRAINED_MODEL_FILE)
+    )
     full_training_flops = ledger.train_flops_full  # the reference: the full network, trained
     keep = kept_filters(graph, filter_scores(full_model, graph), sized.widths)
     model = baseline.build(slicing.rebuild_with_weights, full_model, graph, keep)

@@ -29,7 +29,7 @@ from tfgrow.morphnet import expand as expand_lib
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
 from tfgrow.train.checkpoint import WallClock, skip_epochs
-from tfgrow.train.plain import save_model_atomically
+from tfgrow.train.saving import save_model_atomically
 
 METHODS = ("morphnet", "width_multiplier")
 REGULARIZERS = graph_lib.RESOURCES  # ("flops", "size")

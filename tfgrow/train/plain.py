@@ -16,15 +16,9 @@ import tensorflow as tf
 from tfgrow.graph import counting
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.train import loop
+from tfgrow.train.saving import save_model_atomically
 
 FINAL_MODEL_FILE = "final_model.keras"
-
-
-def save_model_atomically(model, path):
-    """model.save to a temporary name in the same directory, then rename over `path`."""
-    temporary = os.path.join(os.path.dirname(path), ".tmp_" + os.path.basename(path))
-    model.save(temporary)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 class PlainRun:
