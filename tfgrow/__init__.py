@@ -2,15 +2,16 @@
 Keras 3.
 
 `tfgrow.grow(model)` turns a Keras functional model into a growing one (`tfgrow.growing`).
+Importing `tfgrow` itself loads nothing else (no TensorFlow): the launchers quiet TensorFlow's
+start-up before it loads (`tfgrow.cli.quiet_startup`), and `grow` is imported on first use.
 """
 
-from tfgrow.layers.conv_ops import guard_stock_conv2d_gradient
-
-# oneDNN#6035 corrupts the heap in the filter gradient of strided 1x1 convolutions on fewer than
-# 16 channels; stock Conv2D ops (MorphNet's models, the graph engine's executors) are guarded
-# through TF's gradient registry, growing layers through conv2d_same (tfgrow/layers/conv_ops.py).
-guard_stock_conv2d_gradient()
-
-from tfgrow.growing import GrowingModel, grow  # noqa: E402  (after the guard)
-
 __all__ = ["GrowingModel", "grow"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from tfgrow import growing
+
+        return getattr(growing, name)
+    raise AttributeError(f"module 'tfgrow' has no attribute {name!r}")

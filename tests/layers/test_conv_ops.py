@@ -95,7 +95,7 @@ def test_other_shapes_run_the_stock_op(kernel_size, strides, channels):
 
 def test_stock_conv2d_gradient_is_guarded_on_import():
     """Importing tfgrow routes stock Conv2D ops (Keras layers) around oneDNN#6035."""
-    import tfgrow  # noqa: F401  (the guard is installed on import)
+    import tfgrow.layers.conv_ops  # noqa: F401  (the guard is installed on import)
     from tfgrow.layers.conv_ops import guard_stock_conv2d_gradient
 
     assert guard_stock_conv2d_gradient()  # idempotent: True, nothing wrapped twice

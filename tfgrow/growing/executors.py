@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfgrow.compact import BatchNormWeights, batch_norm, gather
 from tfgrow.graph.analysis import TIES
+from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 
 L = keras.layers
 MERGES = (*TIES, L.Concatenate)

@@ -74,7 +74,9 @@ def _strided_pointwise_conv(inputs, kernel, strides):
             inputs, kernel, d_outputs, strides
         )
 
-    return conv(inputs, kernel)
+    # A variable passed as it is (a full-width kernel, nothing gathered) would make
+    # tf.custom_gradient ask for its `variables`; the read tensor carries the gradient to it.
+    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
 
 
 def _strided_pointwise_grads(inputs, kernel, d_outputs, strides):
@@ -140,3 +142,9 @@ def guard_stock_conv2d_gradient():
     if not hasattr(entry["type"], "stock_gradient"):
         entry["type"] = _stock_conv2d_gradient(entry["type"])
     return True
+
+
+# Installed when this module is first imported: growing layers (tfgrow/layers/conv.py), the graph
+# engine's executors (tfgrow/growing/executors.py) and MorphNet's and the baselines' training
+# (tfgrow/morphnet/phase.py) import it, so every convolution they differentiate is guarded.
+guard_stock_conv2d_gradient()

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfgrow import cost as cost_lib
 from tfgrow.graph import counting
+from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 from tfgrow.train.progress import Progress, steps_per_epoch_of
 
 
