@@ -238,16 +238,17 @@ def checked_builder(model_fn, growing_network):
 
     Args:
         model_fn: the builder, `(input_shape, num_classes, **kwargs) -> model`.
-        growing_network: True when the method trains a `GrowingNetwork` ("grow", "full"); False
+        growing_network: True when the method trains a growing network ("grow", "full": a
+            `GrowingNetwork` or `tfgrow.grow`'s `GrowingModel`); False
             when it trains a plain Keras functional model (MorphNet methods).
 
     Returns:
         A builder with the same arguments that raises InputError when the model is not of the
         expected kind, was built for another input shape or has another number of outputs.
     """
-    from tfgrow.models.network import GrowingNetwork
+    from tfgrow.growing.structures import MaskedStructures  # both engines' growing networks
 
-    expected = GrowingNetwork if growing_network else keras.Model
+    expected = MaskedStructures if growing_network else keras.Model
     builder = getattr(model_fn, "__name__", repr(model_fn))
 
     def build(input_shape, num_classes, **kwargs):
@@ -263,7 +264,7 @@ def checked_builder(model_fn, growing_network):
                 "from tfgrow.models (README, 'Configuration') or give yours these arguments."
             ) from error
         if not isinstance(model, expected) or not (growing_network or _is_functional(model)):
-            kind = "a tfgrow GrowingNetwork" if growing_network else "a Keras functional model"
+            kind = "a tfgrow growing network" if growing_network else "a Keras functional model"
             raise InputError(
                 f"Expected tfgrow.train.model_fn to return {kind}. Received: {builder} returned "
                 f"{type(model).__name__}. Fix: use a builder of tfgrow.models made for this "
@@ -285,7 +286,8 @@ def _is_functional(model):
 
 
 def _check_built_shapes(model, builder, input_shape, num_classes):
-    if hasattr(model, "input_spec_shape"):
+    model = getattr(model, "source", model)  # tfgrow.grow's GrowingModel: the Keras model grown
+    if hasattr(model, "layer_sequence"):  # the hand-written GrowingNetwork
         built_for = tuple(model.input_spec_shape)
         outputs = getattr(model.layer_sequence[-1], "units", None)
     else:
