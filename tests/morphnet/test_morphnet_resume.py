@@ -96,6 +96,6 @@ def test_a_morphnet_run_killed_inside_and_between_phases_resumes_to_the_same_res
     before = (reference_dir / "summary.json").read_bytes()
     bindings = [*BINDINGS, "MORPHNET_STRENGTH=1e-06"]
     rerun = launch(reference_dir, EXPERIMENT, "configs/tiny.gin", bindings=bindings)
-    assert rerun.returncode == 1
+    assert rerun.returncode == 2  # a refused input
     assert "tfgrow.MorphNet.strength was 3e-06, now 1e-06" in rerun.stderr, rerun.stderr[-3000:]
     assert (reference_dir / "summary.json").read_bytes() == before

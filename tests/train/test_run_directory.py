@@ -84,11 +84,11 @@ def test_a_rerun_with_other_settings_stops_and_leaves_the_run_untouched(
     assert _contents(finished_run) == before
 
 
-def test_the_launcher_refuses_with_exit_status_1_and_no_traceback(finished_run):
+def test_the_launcher_refuses_with_exit_status_2_and_no_traceback(finished_run):
     before = _contents(finished_run)
     bindings = [*TINY, "tfgrow.train.learning_rate=0.2"]
     result = launch(finished_run, EXPERIMENT, "configs/tiny.gin", bindings=bindings)
-    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.returncode == 2, result.stderr[-3000:]  # a refused input
     assert "RunDirectoryError: The run directory" in result.stderr
     assert "tfgrow.train.learning_rate was 0.1, now 0.2" in result.stderr
     assert "Traceback" not in result.stderr
