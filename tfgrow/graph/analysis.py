@@ -28,6 +28,8 @@ import math
 import keras
 import numpy as np
 
+from tfgrow.graph.nodes import nodes_in_order
+
 L = keras.layers
 
 PRODUCERS = (L.Conv2D, L.Dense, L.SeparableConv2D)
@@ -226,36 +228,6 @@ def _error(layer, what):
         f"The channel graph (MorphNet, growing) cannot take layer {layer.name!r} "
         f"({type(layer).__name__}): {what}"
     )
-
-
-def nodes_in_order(model):
-    """(layer, node) pairs of the model's graph in topological order, from its outputs."""
-    if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
-        raise ValueError(f"Expected a Keras model. Received: {type(model).__name__}")
-    if isinstance(model, keras.Sequential) or not hasattr(model, "inputs") or not model.inputs:
-        raise ValueError(
-            f"Expected a functional Keras model (keras.Model(inputs, outputs)). Received: "
-            f"{type(model).__name__} {model.name!r}; rebuild it with keras.Model(inputs, outputs)"
-        )
-    order, visited = [], set()
-    stack = [(t._keras_history, False) for t in model.outputs]
-    while stack:
-        history, expanded = stack.pop()
-        key = (id(history.operation), history.node_index)
-        if expanded:
-            if key not in visited:
-                visited.add(key)
-                order.append(
-                    (history.operation, history.operation._inbound_nodes[history.node_index])
-                )
-            continue
-        if key in visited:
-            continue
-        stack.append((history, True))
-        node = history.operation._inbound_nodes[history.node_index]
-        for tensor in node.input_tensors:
-            stack.append((tensor._keras_history, False))
-    return order
 
 
 def _spatial(shape, layer):

@@ -18,7 +18,8 @@ import dataclasses
 
 import keras
 
-from tfgrow.graph.analysis import PASS_THROUGH, nodes_in_order
+from tfgrow.graph.analysis import PASS_THROUGH
+from tfgrow.graph.nodes import nodes_in_order
 
 L = keras.layers
 

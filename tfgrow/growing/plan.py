@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from tfgrow.compact import run_if_on
-from tfgrow.graph.analysis import nodes_in_order
+from tfgrow.graph.nodes import nodes_in_order
 from tfgrow.growing import executors
 
 
