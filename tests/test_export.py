@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tests.launcher_helpers import run_module
 from tfgrow import cost, export
+from tfgrow.graph import count_model
 from tfgrow.masks import Temperature
 from tfgrow.models import basic3resnet, plain3net, resnet_cifar, vgg16
 
@@ -78,7 +79,7 @@ def test_plain_model_computes_the_growing_networks_inference_with_its_cost(famil
     assert all(isinstance(layer, STOCK_LAYERS) for layer in plain.layers)
     np.testing.assert_allclose(plain(images).numpy(), _inference(network, images), atol=TOLERANCE)
     expected = tuple(int(v) for v in cost.count(network.layer_costs, widths, blocks))
-    assert export.count_keras_model(plain) == expected
+    assert count_model(plain) == expected
     # Off blocks are gone, not computed and zeroed.
     off = [name for name, on in blocks.items() if not on]
     assert not any(layer.name.startswith(tuple(off)) for layer in plain.layers if off)
@@ -89,7 +90,7 @@ def test_full_network_exports_at_full_width():
     images = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
     plain = export.plain_model(network)
     np.testing.assert_allclose(plain(images).numpy(), network(images).numpy(), atol=TOLERANCE)
-    assert export.count_keras_model(plain) == tuple(int(v) for v in network.full_cost())
+    assert count_model(plain) == tuple(int(v) for v in network.full_cost())
 
 
 def test_saved_model_serves_in_python_and_saved_model_cli_and_tflite_matches(tmp_path):
@@ -181,8 +182,8 @@ def _fake_morphnet_run(model_dir, params=STOCK_PARAMS):
     return model
 
 
-def test_count_keras_model_follows_tfgrow_cost_conventions():
-    assert export.count_keras_model(_stock_model()) == (STOCK_PARAMS, STOCK_FLOPS)
+def test_count_model_follows_tfgrow_cost_conventions():
+    assert count_model(_stock_model()) == (STOCK_PARAMS, STOCK_FLOPS)
 
 
 def test_morphnet_run_exports_its_final_keras_model(tmp_path):

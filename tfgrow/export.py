@@ -1,21 +1,25 @@
 """Export: the final network as a plain Keras model, a SavedModel and a TFLite file.
 
-`plain_model(network, temperature, epoch)` rebuilds a `GrowingNetwork` at its architecture H(s)
-(METHOD.md §1.6) from stock Keras layers only (Conv2D, BatchNormalization, Dense, ReLU, Add,
-Rescaling, pooling): each kept structure's weights are sliced from the full-size variables
-(`kernel[..., kept_in, kept_out]`), its mask value sigma(beta s) is folded into the following
-scale (BN gamma and beta, or the kernel and bias of a layer without BN), a kept block's gate value
-is folded into its last convolution, and blocks that are off are removed. The plain model
-computes what the growing network computes at inference (tests: max abs difference <= 1e-4).
+`plain_model(network, temperature, epoch)` rebuilds a growing network at its architecture H(s)
+(METHOD.md §1.6) from stock Keras layers, computing what the growing network computes at
+inference (tests: max abs difference <= 1e-4), for both engines:
+
+- a `GrowingModel` (`tfgrow.grow`): its source Keras model rebuilt through the one weight slicer
+  `tfgrow.graph.slicing` (`tfgrow.growing.plain`): kept channels sliced, mask values folded into
+  the BN gamma and beta (or kernel and bias) the engine applies them to, kept gated blocks'
+  values folded into their branch, off blocks bypassed;
+- a `GrowingNetwork` (tfgrow's own layers): Conv2D, BatchNormalization, Dense, ReLU, Add,
+  Rescaling and pooling built here (`build_plain_model`), with the same folding.
 
 `export_model` writes it with `model.export` (a SavedModel whose `serve` signature takes the
 images) or as a `.tflite` file, atomically: into a temporary directory beside the target, renamed
 into place at the end. It replaces only a previous tfgrow export (marked in its
 `export_info.json`); a file, a non-empty directory of anything else, and the run's own model
 directory or a directory containing it stop the export (`check_export_target`). `export_run`
-does this for a run directory (the launcher `launchers/export.py`), for growing runs (latest
-checkpoint, operative gin config) and for MorphNet runs (`final_model.keras`), and checks the
-exported model's params and FLOPs against `summary.json`.
+does this for a run directory (the launcher `launchers/export.py`), for growing runs of either
+engine (latest checkpoint, operative gin config) and for MorphNet runs (`final_model.keras`),
+and checks the exported model's params and FLOPs (`tfgrow.graph.counting.count_model`, the
+counter MorphNet's summaries use) against `summary.json`.
 """
 
 import json
@@ -28,6 +32,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfgrow.graph import counting
+from tfgrow.growing.model import GrowingModel
+from tfgrow.growing.plain import plain_keras_model
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
@@ -77,7 +84,8 @@ def plain_model(network, temperature=None, epoch=None, name=None):
     """A stock-Keras functional model computing `network`'s inference at H(s).
 
     Args:
-        network: a `GrowingNetwork` (growing or full).
+        network: a `GrowingModel` (`tfgrow.grow`: its source model rebuilt through
+            `tfgrow.graph.slicing`) or a `GrowingNetwork` (growing or full).
         temperature: the run's `Temperature` (the mask values are sigma(beta s)); None for what
             `network(x)` uses (the `GrowingCallback`'s, or the one saved with the model, or
             beta = 1 when there is none).
@@ -85,7 +93,8 @@ def plain_model(network, temperature=None, epoch=None, name=None):
         name: the Keras model's name (default: the network's).
 
     Returns:
-        A `keras.Model` of stock layers whose layer names follow the growing network's.
+        A `keras.Model` of stock layers whose layer names follow the growing network's (a
+        `GrowingModel`'s: its source model's).
     """
     if temperature is None:
         from tfgrow.train.callback import inference_settings
@@ -97,6 +106,8 @@ def plain_model(network, temperature=None, epoch=None, name=None):
         channels, gates = kept_structures(network, temperature, epoch)
     else:
         channels, gates = {}, {}
+    if isinstance(network, GrowingModel):
+        return plain_keras_model(network, channels, gates, name)
     return build_plain_model(network, channels, gates, name)
 
 
@@ -202,54 +213,6 @@ class _PlainBuilder:
         shortcut = self.producer(block.shortcut, x) if block.shortcut is not None else x
         added = keras.layers.Add(name=f"{block.name}_add")([shortcut, body])
         return keras.layers.ReLU(name=f"{block.name}_relu")(added)
-
-
-# --------------------------------------------------------------------------- counting
-def count_keras_model(model):
-    """(params, FLOPs per example) of a stock Keras model, by tfgrow's conventions (cost.py).
-
-    params: kernels and biases of Conv2D / DepthwiseConv2D / Dense, plus BN gamma and beta (no
-    moving statistics). FLOPs: 2 kh kw C_in C_out H_out W_out per conv, 2 kh kw C H_out W_out per
-    depthwise conv, 2 in out per dense; elementwise layers are free.
-    """
-    params, flops = 0, 0
-    for layer in _flat_layers(model):
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            kh, kw, channels, multiplier = layer.kernel.shape
-            out_h, out_w = layer.output.shape[1:3]
-            params += kh * kw * channels * multiplier + _bias_size(layer)
-            flops += 2 * kh * kw * channels * multiplier * out_h * out_w
-        elif isinstance(layer, keras.layers.Conv2D):
-            kh, kw, c_in, c_out = layer.kernel.shape
-            out_h, out_w = layer.output.shape[1:3]
-            params += kh * kw * c_in * c_out + _bias_size(layer)
-            flops += 2 * kh * kw * c_in * c_out * out_h * out_w
-        elif isinstance(layer, keras.layers.Dense):
-            units_in, units_out = layer.kernel.shape
-            positions = int(np.prod(layer.output.shape[1:-1] or [1]))
-            params += units_in * units_out + _bias_size(layer)
-            flops += 2 * units_in * units_out * positions
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            params += sum(int(np.prod(w.shape)) for w in (layer.gamma, layer.beta) if w is not None)
-        elif layer.weights and not isinstance(layer, keras.layers.InputLayer):
-            raise ExportError(
-                f"Expected Conv2D, DepthwiseConv2D, Dense or BatchNormalization to hold the "
-                f"weights. Received: {type(layer).__name__} {layer.name!r}, which tfgrow.cost "
-                "cannot count."
-            )
-    return int(params), int(flops)
-
-
-def _flat_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flat_layers(layer)
-        else:
-            yield layer
-
-
-def _bias_size(layer):
-    return int(layer.bias.shape[0]) if getattr(layer, "bias", None) is not None else 0
 
 
 # --------------------------------------------------------------------------- writing
@@ -416,7 +379,7 @@ def export_run(model_dir, export_dir, format="saved_model"):
     else:
         network, temperature, epoch, source = checkpoint_lib.restore_network(model_dir)
         model = plain_model(network, temperature, epoch)
-    params, flops = count_keras_model(model)
+    params, flops = counting.count_model(model)
     expected = (summary.get("params"), summary.get("flops"))
     if (params, flops) != expected:
         raise ExportError(

@@ -2,9 +2,10 @@
 
 Plain Keras builders, `(input_shape, num_classes, width_multiplier=1.0, ...) -> keras.Model` of
 stock layers (the paper's zoo; MorphNet and width-multiplier runs use them as they are):
-`vgg16_bn`, `keras_resnet_cifar`, `wide_resnet`, `resnet50`, `mobilenet_v1`, and AutoGrow's seeds
-`autogrow_basic3resnet`, `autogrow_plain3net`, `autogrow_bottleneck4resnet`, `autogrow_plain4net`
-(with `plain_blocks(model)`, their plain-block declarations).
+`vgg16_bn`, `keras_resnet_cifar`, `wide_resnet`, `resnet50`, `mobilenet_v1`, `keras_application`
+(`keras.applications` models, `weights=None`), and AutoGrow's seeds `autogrow_basic3resnet`,
+`autogrow_plain3net`, `autogrow_bottleneck4resnet`, `autogrow_plain4net` (with
+`plain_blocks(model)`, their plain-block declarations).
 
 Growable builders in tfgrow's own layers, `(input_shape, num_classes, growing=...) ->
 GrowingNetwork`: `resnet_cifar`, `vgg16`, `basic3resnet`, `plain3net`.
@@ -18,6 +19,7 @@ from tfgrow.models.autogrow import (
     plain_blocks,
 )
 from tfgrow.models.bottleneck_resnet import resnet50
+from tfgrow.models.keras_applications import keras_application
 from tfgrow.models.keras_resnet import keras_resnet_cifar
 from tfgrow.models.mobilenet_v1 import mobilenet_v1
 from tfgrow.models.network import GrowingNetwork
@@ -33,6 +35,7 @@ __all__ = [
     "autogrow_plain3net",
     "autogrow_plain4net",
     "basic3resnet",
+    "keras_application",
     "keras_resnet_cifar",
     "mobilenet_v1",
     "plain3net",
