@@ -223,6 +223,8 @@ def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
 # Every growing family through the launchers: train tiny, export, serve, compare.
 FAMILY_RUNS = {
     "resnet_cifar": ("configs/experiments/fashion_mnist_resnet20_grow.gin", []),
+    # The graph engine (tfgrow.grow): the source Keras model rebuilt through graph/slicing.py.
+    "keras_resnet20_grown": ("configs/experiments/fashion_mnist_resnet20_grow_graph.gin", []),
     "vgg16": ("configs/experiments/fashion_mnist_vgg16_grow.gin", []),
     "basic3resnet": (
         "configs/experiments/cifar10_basic3resnet_grow.gin",
