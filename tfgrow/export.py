@@ -53,6 +53,9 @@ EXPORT_MARKER = "tfgrow_export_format"
 EXPORT_FORMAT = 1
 # What an export writes at its top level: SavedModel files, the TFLite file and export_info.json.
 EXPORT_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", INFO_FILE, TFLITE_FILE)
+# check_outputs: the export may differ from the growing network's inference by float32 rounding
+# only, relative to its largest output (at least 1).
+OUTPUT_TOLERANCE = 1e-4
 
 
 class ExportError(RuntimeError):
@@ -363,7 +366,8 @@ def export_run(model_dir, export_dir, format="saved_model"):
     Growing runs (`summary.json` method "grow" or "full"): the network is rebuilt from
     `operative_config.gin`, restored from the latest checkpoint and converted by `plain_model`.
     MorphNet runs and the stock-Keras baselines (`STOCK_MODEL_METHODS`): `final_model.keras` is
-    exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s.
+    exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s,
+    and a growing run's export must compute its network's inference (`check_outputs`).
     """
     check_export_target(export_dir, protected=(model_dir,))  # before any work
     summary = _read_summary(model_dir)
@@ -379,6 +383,7 @@ def export_run(model_dir, export_dir, format="saved_model"):
     else:
         network, temperature, epoch, source = checkpoint_lib.restore_network(model_dir)
         model = plain_model(network, temperature, epoch)
+        difference = check_outputs(network, temperature, epoch, model)
     params, flops = counting.count_model(model)
     expected = (summary.get("params"), summary.get("flops"))
     if (params, flops) != expected:
@@ -396,9 +401,33 @@ def export_run(model_dir, export_dir, format="saved_model"):
         "format": format,
         "input_shape": list(model.input_shape[1:]),
     }
+    if method not in STOCK_MODEL_METHODS:
+        info["max_output_difference"] = difference
     path = export_model(model, export_dir, format, info, protected=(model_dir,))
     logging.info("Exported %s (params %d, flops %d) to %s", source, params, flops, path)
     return {**info, "path": path}
+
+
+def check_outputs(network, temperature, epoch, model, num_images=8, seed=0):
+    """Max abs difference of `model` from the growing network's inference on random images.
+
+    Raises `ExportError` when it exceeds `OUTPUT_TOLERANCE` times the largest output magnitude
+    (at least 1): float32 rounding of logits of size 5.6e4 is ~0.01, a wrong channel is O(1)
+    of the output's scale.
+    """
+    shape = (num_images, *network.input_spec_shape)
+    images = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    expected = network.forward(images, network.deterministic_context(temperature, epoch)).numpy()
+    difference = float(np.max(np.abs(model(images).numpy() - expected)))
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    if not difference <= OUTPUT_TOLERANCE * scale:
+        raise ExportError(
+            f"The exported model's outputs differ from the growing network's inference by up to "
+            f"{difference:.3g} (outputs up to {scale:.3g}; tolerance {OUTPUT_TOLERANCE:g} of "
+            "that); refusing to export a network that does not compute what the run trained. "
+            "This is a bug in tfgrow's export: report it with the run's operative_config.gin."
+        )
+    return difference
 
 
 def _read_summary(model_dir):

@@ -154,6 +154,19 @@ def test_exported_grown_model_serves_as_saved_model_and_tflite(tmp_path):
     np.testing.assert_allclose(export.tflite_predict(tflite, images), expected, atol=TOLERANCE)
 
 
+def test_export_refuses_a_model_that_does_not_compute_the_grown_models_inference():
+    model, grown = _mid_training("resnet20")
+    plain = export.plain_model(grown, TEMPERATURE, EPOCH)
+    difference = export.check_outputs(grown, TEMPERATURE, EPOCH, plain)
+    assert difference <= 1e-5
+    # One kept channel's BN shift off by 0.5: what a wrong fold or slice would do.
+    norm = plain.get_layer("stage2_block1_2_bn")
+    gamma, beta, *statistics = norm.get_weights()
+    norm.set_weights([gamma, beta + 0.5 * (np.arange(len(beta)) == 0), *statistics])
+    with pytest.raises(export.ExportError, match="differ from the growing network's inference"):
+        export.check_outputs(grown, TEMPERATURE, EPOCH, plain)
+
+
 @pytest.mark.slow
 def test_launcher_grows_and_exports_keras_resnet50(tmp_path):
     # configs/experiments/fashion_mnist_keras_resnet50_grow.gin under tiny.gin: 10 steps of a
@@ -176,6 +189,7 @@ def test_launcher_grows_and_exports_keras_resnet50(tmp_path):
         info = json.load(f)
     assert summary["architecture"]["conv5_block3_2_conv"] >= 1
     assert (info["params"], info["flops"]) == (summary["params"], summary["flops"])
+    assert info["max_output_difference"] <= TOLERANCE
 
     network, temperature, epoch, _ = restore_network(str(model_dir))
     images = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype(np.float32)
