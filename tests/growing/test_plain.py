@@ -15,7 +15,7 @@ from tests.launcher_helpers import run_module
 from tfgrow import cost, export
 from tfgrow.graph import count_model
 from tfgrow.masks import Temperature
-from tfgrow.models import keras_application, keras_resnet_cifar, mobilenet_v1
+from tfgrow.models import keras_resnet_cifar, mobilenet_v1
 
 TOLERANCE = 1e-4
 TEMPERATURE = Temperature(1.0, 200.0, "structure", 4.0)
@@ -197,12 +197,3 @@ def test_launcher_grows_and_exports_keras_resnet50(tmp_path):
     serve = tf.saved_model.load(str(saved)).signatures["serve"]
     outputs = next(iter(serve(images=tf.constant(images)).values())).numpy()
     np.testing.assert_allclose(outputs, expected.numpy(), atol=TOLERANCE)
-
-
-def test_keras_application_pads_small_inputs_to_the_minimum_side():
-    model = keras_application((28, 28, 1), 7, name="MobileNet", alpha=0.25)
-    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 7)
-    assert model.get_layer("pad_to_min_side").output.shape[1:3] == (32, 32)
-    assert model.layers[-1].get_config()["activation"] == "linear"  # logits
-    with pytest.raises(ValueError, match="Received: name='ResNet51'"):
-        keras_application((32, 32, 3), 10, name="ResNet51")
