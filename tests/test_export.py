@@ -78,6 +78,7 @@ def test_plain_model_computes_the_growing_networks_inference_with_its_cost(famil
     plain = export.plain_model(network, TEMPERATURE, 2.0)
     assert all(isinstance(layer, STOCK_LAYERS) for layer in plain.layers)
     np.testing.assert_allclose(plain(images).numpy(), _inference(network, images), atol=TOLERANCE)
+    assert export.check_outputs(network, TEMPERATURE, 2.0, plain) <= TOLERANCE  # export_run's
     expected = tuple(int(v) for v in cost.count(network.layer_costs, widths, blocks))
     assert count_model(plain) == expected
     # Off blocks are gone, not computed and zeroed.
