@@ -82,7 +82,7 @@ def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
     # the 8 steps, each worth 1/4 epoch; channels never sampled stay at 0.
     stem_counters = network.channel_groups["stage1"].counters.numpy()
     assert 1.0 <= stem_counters[0] <= 2.0
-    assert callback.settings.read("train_flops") < callback.settings.read("train_flops_full")
+    assert callback.update.read("train_flops") < callback.update.read("train_flops_full")
     assert history.history["train_cost_savings"][-1] > 1.0
     tags = set()
     for event_file in tf.io.gfile.glob(str(tmp_path / "events.out.tfevents.*")):
