@@ -45,13 +45,18 @@ def _data():
     return images, rng.integers(0, 3, BATCH * STEPS).astype("int32")
 
 
-def _fitted():
+def _compiled():
     grown = _grown()
     grown.compile(
         optimizer=keras.optimizers.SGD(LEARNING_RATE),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )
+    return grown
+
+
+def _fitted():
+    grown = _compiled()
     callback = GrowingCallback(BUDGET, epochs=3, seed=SEED, log_every_steps=0)
     images, labels = _data()
     grown.fit(images, labels, batch_size=BATCH, epochs=1, shuffle=False, callbacks=[callback])
@@ -116,12 +121,7 @@ def test_fit_and_the_trainer_take_the_same_steps(runs):
 
 def test_fit_counts_the_sampled_subnetworks_training_flops():
     """One step: train_flops is 3 x the forward FLOPs of the drawn sub-network x batch."""
-    grown = _grown()
-    grown.compile(
-        optimizer=keras.optimizers.SGD(LEARNING_RATE),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=False,
-    )
+    grown = _compiled()
     # The draw of step 0, replayed on an identical network before it trains.
     replica = _grown()
     replay = GrowthUpdate(replica, Temperature(num_epochs=3), STEPS, BUDGET, seed=SEED)
