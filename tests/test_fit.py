@@ -164,9 +164,11 @@ def test_a_non_finite_loss_stops_fit_at_its_step():
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
+    import sys
     import keras, numpy as np, tensorflow as tf
+    import tfgrow
     from tfgrow.budget import Budget
-    from tfgrow.models import basic3resnet
+    from tfgrow.models import basic3resnet, keras_resnet_cifar
     from tfgrow.train.callback import GrowingCallback
     from tfgrow.train.strategy import make_strategy
 
@@ -175,10 +177,15 @@ MIRRORED_SCRIPT = textwrap.dedent(
     images = rng.normal(size=(32, 8, 8, 1)).astype("float32")
     labels = rng.integers(0, 3, 32).astype("int32")
 
+    def build():
+        if sys.argv[1] == "graph":
+            return tfgrow.grow(keras_resnet_cifar((8, 8, 1), 3, width_multiplier=0.5))
+        return basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+
     def run(strategy):
         keras.utils.set_random_seed(0)
         with strategy.scope():
-            model = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+            model = build()
             for group in model.group_variables().values():
                 group.logits.assign(tf.fill(group.logits.shape, 0.5))
             model.compile(
@@ -205,10 +212,11 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device():
+@pytest.mark.parametrize("engine", ["network", "graph"])
+def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device(engine):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT],
+        [sys.executable, "-c", MIRRORED_SCRIPT, engine],
         cwd=REPO,
         env=env,
         capture_output=True,

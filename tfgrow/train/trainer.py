@@ -1,13 +1,15 @@
 """The distributed training and evaluation steps of a growing (or full) network.
 
-One training step (DESIGN.md, "Training"):
-1. sample q for every group from a stateless seed folded with the step, so every replica draws
-   the same sub-network;
+One training step (DESIGN.md, "Training"); the growth bookkeeping is `GrowthUpdate`
+(`tfgrow/growing/update.py`), the one `model.fit`'s `GrowingCallback` runs too:
+1. lambda from the budget, and q sampled for every group from a stateless seed folded with the
+   step, so every replica draws the same sub-network (`GrowthUpdate.begin`);
 2. run the compact forward pass, the task loss (`tf.nn.compute_average_loss` over the global
    batch) and the mask penalty `lambda_c sum sigma(beta s) + lambda_l ...`
    (`tf.nn.scale_regularization_loss`);
 3. all-reduce the gradients, then in cross-replica context update the computed weight entries
-   (`MaskedMomentum`), the logits, BN moving statistics, counters u and the FLOP accumulators.
+   (`MaskedMomentum`), the logits, and (`GrowthUpdate.assignments`) BN moving statistics,
+   counters u, lambda and the FLOP accumulators.
    Kernels whose input runs below full width are differentiated and updated at their active
    rows only (`GrowingNetwork.gather_kernel_rows`, `MaskedMomentum.row_step`).
 """
@@ -22,7 +24,8 @@ class Trainer(tf.Module):
     """Holds the run's optimisation state and builds its `tf.function` steps.
 
     Args:
-        model: a `GrowingNetwork` built under `strategy.scope()`.
+        model: a growing network (`GrowingModel` from `tfgrow.grow`, or `GrowingNetwork`)
+            built under `strategy.scope()`.
         strategy: the `tf.distribute.Strategy`.
         global_batch_size: examples per step over all replicas.
         steps_per_epoch: training steps per epoch (counters advance 1/steps_per_epoch per step).
@@ -213,7 +216,7 @@ class Trainer(tf.Module):
         return assignments, scatters
 
     def _capacity_metrics(self, context):
-        """ "dropped" and "sampled" (per group) structures of a step with static capacities."""
+        """The structures "dropped" and "sampled" (per group) in a step with static capacities."""
         # Every replica drew the same masks: divide so the host's SUM over replicas is exact.
         replicas = float(tf.distribute.get_replica_context().num_replicas_in_sync)
         dropped = tf.add_n([tf.cast(d, tf.float32) for d in context.overflows.values()])
