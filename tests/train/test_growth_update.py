@@ -94,21 +94,22 @@ def runs():
 def test_fit_and_the_trainer_take_the_same_steps(runs):
     (fitted, fit_update), (trained, trainer_update) = runs
     before = _grown()
+    # Same draws, same H(s): the counts agree exactly (measured: weights within 2.4e-7).
     for name in ("train_flops", "train_flops_full", "lambda_channel", "lambda_layer"):
-        assert fit_update.read(name) == pytest.approx(trainer_update.read(name), rel=1e-6), name
+        assert fit_update.read(name) == trainer_update.read(name), name
     # Full-network FLOPs: 3 x forward x batch per step (METHOD.md §1.7); the sampled ones less.
     assert fit_update.read("train_flops_full") == 3 * fitted.full_cost()[1] * BATCH * STEPS
     assert fit_update.read("train_flops") < fit_update.read("train_flops_full")
     for name, group in fitted.group_variables().items():
         other = trained.group_variables()[name]
-        np.testing.assert_allclose(group.counters, other.counters, atol=1e-6, err_msg=name)
-        np.testing.assert_allclose(group.logits, other.logits, rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(group.counters, other.counters, err_msg=name)
+        np.testing.assert_allclose(group.logits, other.logits, rtol=1e-5, atol=1e-5, err_msg=name)
         # Every logit moved: sampled ones by the task and budget terms, the others by lambda.
         assert np.all(group.logits.numpy() != before.group_variables()[name].logits.numpy())
     assert any(np.any(g.counters.numpy() > 0) for g in fitted.group_variables().values())
     for a, b in zip(fitted.variables, trained.variables):
         assert a.path == b.path
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=a.path)
     images, _ = _data()
     # Inference at H(s) with the run's temperatures, one epoch in.
     context = trained.deterministic_context(trainer_update.temperature, 1.0)
