@@ -1,4 +1,5 @@
-"""MirroredStrategy over two logical CPUs trains exactly like one device (same seed, same batch).
+"""MirroredStrategy over two logical CPUs trains exactly like one device (same seed, same batch),
+for both engines: a hand-written `GrowingNetwork` and a Keras ResNet grown by `tfgrow.grow`.
 
 Runs in a subprocess: splitting the CPU into logical devices must happen before TensorFlow
 initialises, which the rest of the test session has already done.
@@ -9,15 +10,19 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent(
     """
+    import sys
     import numpy as np
     import tensorflow as tf
+    import tfgrow
     from tfgrow.budget import Budget
     from tfgrow.masks import Temperature
-    from tfgrow.models import basic3resnet
+    from tfgrow.models import basic3resnet, keras_resnet_cifar
     from tfgrow.train.strategy import make_strategy
     from tfgrow.train.trainer import Trainer
 
@@ -27,10 +32,16 @@ SCRIPT = textwrap.dedent(
     images = rng.normal(size=(16, 8, 8, 1)).astype("float32")
     labels = rng.integers(0, 3, 16).astype("int32")
 
+    def build():
+        if sys.argv[1] == "graph":
+            model = keras_resnet_cifar((8, 8, 1), 3, width_multiplier=0.5)
+            return tfgrow.grow(model, grow_layers=True)
+        return basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+
     def run(strategy):
         tf.keras.utils.set_random_seed(0)
         with strategy.scope():
-            network = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+            network = build()
             for group in network.group_variables().values():
                 group.logits.assign(tf.fill(group.logits.shape, 0.5))
             trainer = Trainer(
@@ -60,10 +71,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_mirrored_on_two_cpus_matches_one_device():
+@pytest.mark.parametrize("engine", ["network", "graph"])
+def test_mirrored_on_two_cpus_matches_one_device(engine):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", SCRIPT, engine],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -1,5 +1,6 @@
-"""Keras `fit` with a GrowingCallback: the README example, growth under the budget, exact resume
-through model.save / load_model, config round trips, MirroredStrategy, non-finite losses."""
+"""Keras `fit` with a GrowingCallback: the README example (a Keras model grown by `tfgrow.grow`),
+growth under the budget, exact resume through model.save / load_model, config round trips,
+MirroredStrategy, non-finite losses."""
 
 import os
 import re
@@ -62,7 +63,7 @@ def test_readme_fit_example_runs_as_written(tmp_path):
     first, last = (float(v) for v in fractions.split(","))
     assert first < 0.01 < 0.1 < last  # grown from the seed towards the 30% target
     assert (tmp_path / "grown.keras").exists()
-    assert (tmp_path / "grown_saved_model" / "saved_model.pb").exists()
+    assert (tmp_path / "grown_export" / "saved_model.pb").exists()
 
 
 def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
@@ -82,7 +83,7 @@ def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
     # the 8 steps, each worth 1/4 epoch; channels never sampled stay at 0.
     stem_counters = network.channel_groups["stage1"].counters.numpy()
     assert 1.0 <= stem_counters[0] <= 2.0
-    assert callback.settings.read("train_flops") < callback.settings.read("train_flops_full")
+    assert callback.update.read("train_flops") < callback.update.read("train_flops_full")
     assert history.history["train_cost_savings"][-1] > 1.0
     tags = set()
     for event_file in tf.io.gfile.glob(str(tmp_path / "events.out.tfevents.*")):
@@ -164,9 +165,11 @@ def test_a_non_finite_loss_stops_fit_at_its_step():
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
+    import sys
     import keras, numpy as np, tensorflow as tf
+    import tfgrow
     from tfgrow.budget import Budget
-    from tfgrow.models import basic3resnet
+    from tfgrow.models import basic3resnet, keras_resnet_cifar
     from tfgrow.train.callback import GrowingCallback
     from tfgrow.train.strategy import make_strategy
 
@@ -175,10 +178,15 @@ MIRRORED_SCRIPT = textwrap.dedent(
     images = rng.normal(size=(32, 8, 8, 1)).astype("float32")
     labels = rng.integers(0, 3, 32).astype("int32")
 
+    def build():
+        if sys.argv[1] == "graph":
+            return tfgrow.grow(keras_resnet_cifar((8, 8, 1), 3, width_multiplier=0.5))
+        return basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+
     def run(strategy):
         keras.utils.set_random_seed(0)
         with strategy.scope():
-            model = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+            model = build()
             for group in model.group_variables().values():
                 group.logits.assign(tf.fill(group.logits.shape, 0.5))
             model.compile(
@@ -205,10 +213,11 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device():
+@pytest.mark.parametrize("engine", ["network", "graph"])
+def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device(engine):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT],
+        [sys.executable, "-c", MIRRORED_SCRIPT, engine],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -2,7 +2,8 @@
 
 Each process gets its TF_CONFIG; they must agree on every step (collective all-reduce of
 gradients and batch-norm statistics, the same mask draws), so they end with identical
-architectures. Only the chief keeps checkpoints and writes `model_dir`.
+architectures. Only the chief keeps checkpoints and writes `model_dir`. Both engines: the
+hand-written ResNet-20 and the Keras ResNet-20 grown by `tfgrow.grow` (`tfgrow.grown_model`).
 """
 
 import json
@@ -27,7 +28,10 @@ def _free_ports(count):
 
 
 @pytest.mark.slow
-def test_two_workers_train_together_and_agree(tmp_path):
+@pytest.mark.parametrize(
+    "experiment", ["fashion_mnist_resnet20_grow.gin", "fashion_mnist_resnet20_grow_graph.gin"]
+)
+def test_two_workers_train_together_and_agree(tmp_path, experiment):
     model_dir = str(tmp_path / "run")
     workers = [f"localhost:{port}" for port in _free_ports(2)]
     processes = []
@@ -40,7 +44,7 @@ def test_two_workers_train_together_and_agree(tmp_path):
             sys.executable,
             "-m",
             "launchers.train",
-            "--gin_file=configs/experiments/fashion_mnist_resnet20_grow.gin",
+            f"--gin_file=configs/experiments/{experiment}",
             "--gin_file=configs/tiny.gin",
             "--gin_bindings=tfgrow.make_strategy.name = 'multi_worker'",
             "--gin_bindings=tfgrow.train.max_train_examples = 256",

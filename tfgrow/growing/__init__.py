@@ -5,6 +5,8 @@
 - `executors`: one compact executor per stock Keras layer type;
 - `plan`: the graph's nodes in order, gated blocks as units;
 - `costs`: `tfgrow.cost.LayerCost` entries from the graph's cost terms;
+- `update`: the per-step growth update (sampling, penalty, counters, training FLOPs, lambda)
+  shared by the launcher's trainer and `model.fit`;
 - `model`: `GrowingModel`, and `grow`, the entry point.
 """
 

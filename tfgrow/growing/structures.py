@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tfgrow import cost as cost_lib
 from tfgrow.execution import ExecutionContext
+from tfgrow.growing.update import assign_all, keras_step
 from tfgrow.masks import (
     ActiveSet,
     Gate,
@@ -44,25 +45,43 @@ class MaskedStructures:
     """Contexts, counts, penalties and counters of a network's mask groups (a mixin)."""
 
     def call(self, inputs, training=False):
-        """Inference at H(s) (the architecture the run would return now).
+        """Inference at H(s) (the architecture the run would return now), or a training pass.
 
-        With `training=True` (Keras `fit`) or once a `GrowingCallback` has attached its settings,
-        `tfgrow.train.callback.network_call` runs the pass: a sampled training step, or H(s) at
-        the run's temperatures.
+        With `training=True` (Keras `fit`): a growing network runs the sampled pass of the
+        `GrowthUpdate` a `GrowingCallback` attached (`growth_update`); a full network runs at
+        full width and updates its BN statistics.
         """
-        if training or self.fit_settings is not None:
-            from tfgrow.train import callback  # imported here: tfgrow.train imports models
+        if not training:
+            temperature, epoch = self.inference_settings()
+            return self.forward(inputs, self.deterministic_context(temperature, epoch))
+        if not self.growing:
+            context = self.full_context(training=True, sync_batch_norm=True)
+            outputs = self.forward(inputs, context)
+            assign_all(context.state_updates)
+            return outputs
+        if self.growth_update is None:
+            raise ValueError(
+                f"Expected a GrowingCallback among the callbacks to train the growing network "
+                f"{self.name!r} (it sets the temperatures, the budget and the sampling seed). "
+                "Received: a training call without one. Use "
+                "model.fit(..., callbacks=[tfgrow.train.callback.GrowingCallback(...)])."
+            )
+        return self.growth_update.keras_training_call(self, inputs)
 
-            return callback.network_call(self, inputs, training)
-        context = self.deterministic_context(self._current_temperature, self._current_epoch)
-        return self.forward(inputs, context)
+    def inference_settings(self):
+        """(temperature, epoch) of inference: the attached `growth_update`'s at the optimizer's
+        step while there is one, else those saved with the model (temperature None: beta = 1)."""
+        update = self.growth_update
+        if update is None:
+            return self._current_temperature, self._current_epoch
+        return update.temperature, update.epoch(keras_step(self))
 
     def inference_config(self):
         """The temperatures `call` uses, for `get_config` (they travel with `model.save`)."""
-        temperature = self._current_temperature
+        temperature, epoch = self.inference_settings()
         return {
             "temperature": None if temperature is None else dataclasses.asdict(temperature),
-            "epoch": float(self._current_epoch),
+            "epoch": float(epoch),
         }
 
     def set_inference_config(self, inference):
@@ -72,7 +91,8 @@ class MaskedStructures:
 
     _current_temperature = None
     _current_epoch = 0.0
-    fit_settings = None  # set by GrowingCallback (tfgrow/train/callback.py)
+    # A `tfgrow.growing.update.GrowthUpdate`, attached by GrowingCallback (model.fit).
+    growth_update = None
     # The random baseline (tfgrow.baselines.random_sampling): every structure is drawn with this
     # probability and carries mask value 1; None samples from the logits (METHOD.md §1.2).
     fixed_probability = None

@@ -1,18 +1,21 @@
-"""Keras `fit` for growing networks: `GrowingCallback` and the training pass it configures.
+"""Keras `fit` for growing networks: `GrowingCallback`.
 
-`model.fit(..., callbacks=[GrowingCallback(...)])` trains a `GrowingNetwork` with the method of
-METHOD.md §1, as the launcher's `Trainer` does:
+`model.fit(..., callbacks=[GrowingCallback(...)])` trains a growing network (a `GrowingModel`
+from `tfgrow.grow(model)`, or a `GrowingNetwork`) with the method of METHOD.md §1, as the
+launcher's `Trainer` does. The callback attaches a `tfgrow.growing.update.GrowthUpdate` to the
+model (`model.growth_update`), the same per-step update the `Trainer` runs; each training call
+(`model(x, training=True)`, once per `fit` step) then, with the optimizer's `iterations` as the
+step:
 
-- each training call (`model(x, training=True)`, once per `fit` step) samples q for every group
-  from a stateless seed folded with the optimizer's step (`optimizer.iterations`, so every
-  replica draws the same sub-network and a resumed run draws what it would have), runs the compact
-  pass with m = q * sigma(beta s) inside Keras' gradient tape (the sampled values carry the task
-  gradient to the logits), and adds the penalty `lambda_c sum sigma(beta s) + lambda_l ...` to
-  the model's losses (`add_loss`; Keras scales it for distribution like the launcher's
+- samples q for every group from a stateless seed folded with the step (every replica draws the
+  same sub-network and a resumed run draws what it would have), runs the compact pass with
+  m = q * sigma(beta s) inside Keras' gradient tape (the sampled values carry the task gradient
+  to the logits), and adds the penalty `lambda_c sum sigma(beta s) + lambda_l ...` to the model's
+  losses (`add_loss`; Keras scales it for distribution like the launcher's
   `tf.nn.scale_regularization_loss`);
-- the same call assigns BN moving statistics, counters u (`+1/steps_per_epoch` for structures
-  active with their block) and the training-FLOPs accumulators, in cross-replica context;
-- lambda is refreshed from the `Budget` inside the step every `budget.update_steps` steps.
+- assigns BN moving statistics, counters u (`+1/steps_per_epoch` for structures active with
+  their block) and the training-FLOPs accumulators, in cross-replica context;
+- refreshes lambda from the `Budget` every `budget.update_steps` steps.
 
 The temperatures beta = beta0 * gamma^u follow the counters step by step (structure mode) or the
 epoch `iterations / steps_per_epoch` (global mode). The callback owns the run settings, logs every
@@ -25,7 +28,6 @@ momentum buffers (the launcher's `MaskedMomentum` does not). Plain SGD without m
 decay leaves detached structures exactly in place.
 """
 
-import dataclasses
 import math
 import time
 
@@ -35,158 +37,15 @@ import tensorflow as tf
 from absl import logging
 
 from tfgrow import cost as cost_lib
-from tfgrow.budget import Budget
-from tfgrow.masks import RELAXATIONS, Temperature, step_seed
+from tfgrow.growing.update import GrowthUpdate, check_relaxation, keras_step
+from tfgrow.masks import Temperature
 from tfgrow.train.loop import NonFiniteLossError
-from tfgrow.train.trainer import Trainer
-
-
-@dataclasses.dataclass
-class FitSettings:
-    """What a `fit` training pass needs beyond the network (created by `GrowingCallback`).
-
-    Attributes:
-        temperature: the `Temperature` schedule.
-        steps_per_epoch: training steps per epoch (counters advance 1/steps_per_epoch a step).
-        budget: a `Budget`, or None for no penalty (lambda = 0).
-        relaxation: "sigmoid" or "gumbel".
-        seed: seed of the mask sampling.
-        state: dict of scalar tf.Variables: lambda_channel, lambda_layer, train_flops,
-            train_flops_full (created under the model's strategy scope).
-    """
-
-    temperature: Temperature
-    steps_per_epoch: int
-    budget: Budget | None
-    relaxation: str
-    seed: int
-    state: dict
-
-    def read(self, name):
-        return tf.convert_to_tensor(self.state[name]).numpy().item()
-
-
-def _step(network):
-    optimizer = getattr(network, "optimizer", None)
-    if optimizer is None:
-        return tf.constant(0, tf.int64)
-    return tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
 
 
 def inference_settings(network):
     """(temperature, epoch) of the network's inference: the run's while a GrowingCallback is
     attached, else those saved with the model (None: beta = 1)."""
-    settings = network.fit_settings
-    if settings is None:
-        return network._current_temperature, network._current_epoch
-    epoch = tf.cast(_step(network), tf.float32) / float(settings.steps_per_epoch)
-    return settings.temperature, epoch
-
-
-def network_call(network, inputs, training):
-    """`GrowingNetwork.call` under Keras: a sampled training pass, or H(s) for inference."""
-    settings = network.fit_settings
-    if not training:
-        temperature, epoch = inference_settings(network)
-        return network.forward(inputs, network.deterministic_context(temperature, epoch))
-    if not network.growing:
-        context = network.full_context(training=True, sync_batch_norm=True)
-        outputs = network.forward(inputs, context)
-        _assign_all(context.state_updates)
-        return outputs
-    if settings is None:
-        raise ValueError(
-            f"Expected a GrowingCallback among the callbacks to train the growing network "
-            f"{network.name!r} (it sets the temperatures, the budget and the sampling seed). "
-            "Received: a training call without one. Use "
-            "model.fit(..., callbacks=[tfgrow.train.callback.GrowingCallback(...)])."
-        )
-    return _sampled_pass(network, inputs, settings)
-
-
-def _sampled_pass(network, inputs, settings):
-    step = _step(network)
-    epoch = tf.cast(step, tf.float32) / float(settings.steps_per_epoch)
-    lambda_channel, lambda_layer = _lambdas(network, settings, step)
-    context = network.sample_context(
-        step_seed(settings.seed, step),
-        settings.temperature,
-        epoch,
-        settings.relaxation,
-        sync_batch_norm=True,
-    )
-    outputs = network.forward(inputs, context)
-    channel_sum, layer_sum = network.mask_penalty(settings.temperature, epoch)
-    penalty = lambda_channel * channel_sum + lambda_layer * layer_sum
-
-    assignments = list(context.state_updates)
-    increment = 1.0 / settings.steps_per_epoch
-    groups = network.group_variables()
-    for name, active in network.active_structures(context).items():
-        counters = groups[name].counters
-        assignments.append((counters, tf.convert_to_tensor(counters) + increment * active))
-    batch_size = _global_batch_size(inputs)
-    widths, blocks = network.widths_and_blocks(context)
-    step_flops = cost_lib.training_flops(
-        tf.cast(cost_lib.count(network.layer_costs, widths, blocks)[1], tf.float64), batch_size
-    )
-    full_flops = cost_lib.training_flops(float(network.full_cost()[1]), batch_size)
-    state = settings.state
-    assignments += [
-        (state["train_flops"], tf.convert_to_tensor(state["train_flops"]) + step_flops),
-        (state["train_flops_full"], tf.convert_to_tensor(state["train_flops_full"]) + full_flops),
-        (state["lambda_channel"], lambda_channel),
-        (state["lambda_layer"], lambda_layer),
-    ]
-    _assign_all(assignments)
-    # After the merge_call above: MirroredStrategy runs one replica thread at a time, and each
-    # resumes here and reaches Keras' compute_loss before the next resumes, so clearing first
-    # leaves this replica's penalty alone in the network's (shared) loss list. Added before the
-    # merge_call, the other replica's penalty was counted too (the reported loss, not the
-    # gradients, doubled it on two replicas).
-    network._clear_losses()
-    network.add_loss(penalty)
-    return outputs
-
-
-def _global_batch_size(inputs):
-    local = tf.cast(tf.shape(inputs)[0], tf.float64)
-    replica = tf.distribute.get_replica_context()
-    if replica is None or replica.num_replicas_in_sync == 1:
-        return local
-    return replica.all_reduce(tf.distribute.ReduceOp.SUM, local)
-
-
-def _lambdas(network, settings, step):
-    """(lambda_c, lambda_l): refreshed from the budget every `update_steps` (as the Trainer)."""
-    state = settings.state
-    old = (
-        tf.convert_to_tensor(state["lambda_channel"]),
-        tf.convert_to_tensor(state["lambda_layer"]),
-    )
-    budget = settings.budget
-    if budget is None:
-        return old
-    widths, blocks = network.deterministic_widths_and_blocks()
-    fraction = cost_lib.fraction(network.layer_costs, widths, blocks, budget.metric)
-    fraction = tf.cast(fraction, tf.float32)
-    new = [tf.cast(value, tf.float32) for value in budget.lambdas(fraction)]
-    refresh = tf.equal(step % budget.update_steps, 0)
-    return tuple(tf.where(refresh, n, o) for n, o in zip(new, old))
-
-
-def _assign_all(assignments):
-    """Assigns (variable, value) pairs in cross-replica context (every replica computed the
-    same values; mirrored variables without an aggregation cannot be assigned per replica)."""
-    if not assignments:
-        return
-    variables = [variable for variable, _ in assignments]
-    values = [value for _, value in assignments]
-    replica = tf.distribute.get_replica_context()
-    if replica is None:
-        Trainer._assign_all(tf.distribute.get_strategy(), variables, values)
-    else:
-        replica.merge_call(Trainer._assign_all, args=(variables, values))
+    return network.inference_settings()
 
 
 class GrowingCallback(keras.callbacks.Callback):
@@ -221,10 +80,7 @@ class GrowingCallback(keras.callbacks.Callback):
         log_dir=None,
     ):
         super().__init__()
-        if relaxation not in RELAXATIONS:
-            raise ValueError(
-                f"Expected relaxation in {RELAXATIONS}. Received: relaxation={relaxation!r}"
-            )
+        check_relaxation(relaxation)
         self.budget = budget
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
@@ -235,7 +91,7 @@ class GrowingCallback(keras.callbacks.Callback):
         self.seed = int(seed)
         self.log_every_steps = int(log_every_steps)
         self.log_dir = log_dir
-        self.settings = None
+        self.update = None  # the GrowthUpdate of the current fit (on_train_begin)
         self._writer = None
         self._start_time = None
 
@@ -252,20 +108,12 @@ class GrowingCallback(keras.callbacks.Callback):
             self.beta0, self.final_temperature, self.temperature_mode, float(epochs)
         )
         with model.distribute_strategy.scope():
-            state = {
-                name: tf.Variable(0.0, dtype=dtype, trainable=False, name=name)
-                for name, dtype in (
-                    ("lambda_channel", tf.float32),
-                    ("lambda_layer", tf.float32),
-                    ("train_flops", tf.float64),
-                    ("train_flops_full", tf.float64),
-                )
-            }
-        self.settings = FitSettings(
-            temperature, int(steps), self.budget, self.relaxation, self.seed, state
-        )
-        model.fit_settings = self.settings
-        model._current_temperature = temperature  # travels with model.save (get_config)
+            self.update = GrowthUpdate(
+                model, temperature, int(steps), self.budget, self.relaxation, self.seed
+            )
+        # The model's training calls run this update; its inference and get_config follow its
+        # temperatures (so they travel with model.save).
+        model.growth_update = self.update
         if self.log_dir:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         self._start_time = time.time()
@@ -317,9 +165,6 @@ class GrowingCallback(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.flush()
 
-    def on_train_end(self, logs=None):
-        self.model._current_epoch = self._step() / float(self.settings.steps_per_epoch)
-
     def growth_logs(self):
         """Architecture H(s), its cost, lambda and the training-cost saving so far."""
         model = self.model
@@ -327,21 +172,21 @@ class GrowingCallback(keras.callbacks.Callback):
         params, flops = cost_lib.count(model.layer_costs, widths, blocks)
         full_params, full_flops = model.full_cost()
         metric = self.budget.metric if self.budget is not None else "params"
-        train_flops = self.settings.read("train_flops")
+        train_flops = self.update.read("train_flops")
         return {
             "budget_fraction": float(cost_lib.fraction(model.layer_costs, widths, blocks, metric)),
-            "lambda_channel": self.settings.read("lambda_channel"),
-            "lambda_layer": self.settings.read("lambda_layer"),
+            "lambda_channel": self.update.read("lambda_channel"),
+            "lambda_layer": self.update.read("lambda_layer"),
             "params": int(params),
             "flops": int(flops),
             "params_fraction": float(params / full_params),
             "flops_fraction": float(flops / full_flops),
             "train_flops": train_flops,
-            "train_cost_savings": self.settings.read("train_flops_full") / max(train_flops, 1.0),
+            "train_cost_savings": self.update.read("train_flops_full") / max(train_flops, 1.0),
         }
 
     def _step(self):
-        return int(tf.convert_to_tensor(self.model.optimizer.iterations).numpy())
+        return int(keras_step(self.model).numpy())
 
     def _write(self, step, values, logs):
         if self._writer is None:

@@ -1,22 +1,22 @@
 """The distributed training and evaluation steps of a growing (or full) network.
 
-One training step (DESIGN.md, "Training"):
-1. sample q for every group from a stateless seed folded with the step, so every replica draws
-   the same sub-network;
+One training step (DESIGN.md, "Training"); the growth bookkeeping is `GrowthUpdate`
+(`tfgrow/growing/update.py`), the one `model.fit`'s `GrowingCallback` runs too:
+1. lambda from the budget, and q sampled for every group from a stateless seed folded with the
+   step, so every replica draws the same sub-network (`GrowthUpdate.begin`);
 2. run the compact forward pass, the task loss (`tf.nn.compute_average_loss` over the global
    batch) and the mask penalty `lambda_c sum sigma(beta s) + lambda_l ...`
    (`tf.nn.scale_regularization_loss`);
 3. all-reduce the gradients, then in cross-replica context update the computed weight entries
-   (`MaskedMomentum`), the logits, BN moving statistics, counters u and the FLOP accumulators.
+   (`MaskedMomentum`), the logits, and (`GrowthUpdate.assignments`) BN moving statistics,
+   counters u, lambda and the FLOP accumulators.
    Kernels whose input runs below full width are differentiated and updated at their active
    rows only (`GrowingNetwork.gather_kernel_rows`, `MaskedMomentum.row_step`).
 """
 
 import tensorflow as tf
 
-from tfgrow import cost as cost_lib
-from tfgrow.compact import tf_variable
-from tfgrow.masks import step_seed
+from tfgrow.growing.update import GrowthUpdate, assign_all
 from tfgrow.train.optimizer import MaskedMomentum
 
 
@@ -24,7 +24,8 @@ class Trainer(tf.Module):
     """Holds the run's optimisation state and builds its `tf.function` steps.
 
     Args:
-        model: a `GrowingNetwork` built under `strategy.scope()`.
+        model: a growing network (`GrowingModel` from `tfgrow.grow`, or `GrowingNetwork`)
+            built under `strategy.scope()`.
         strategy: the `tf.distribute.Strategy`.
         global_batch_size: examples per step over all replicas.
         steps_per_epoch: training steps per epoch (counters advance 1/steps_per_epoch per step).
@@ -78,14 +79,13 @@ class Trainer(tf.Module):
         self.budget = budget
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.lambda_channel = tf.Variable(0.0, trainable=False, name="lambda_channel")
-            self.lambda_layer = tf.Variable(0.0, trainable=False, name="lambda_layer")
-            self.train_flops = tf.Variable(
-                0.0, dtype=tf.float64, trainable=False, name="train_flops"
+            self.growth = GrowthUpdate(
+                model, temperature, steps_per_epoch, budget, relaxation, self.seed
             )
-            self.train_flops_full = tf.Variable(
-                0.0, dtype=tf.float64, trainable=False, name="train_flops_full"
-            )
+            # Tracked here under their own names (lambda_channel, train_flops, ...): the keys
+            # checkpoints have always used, so earlier runs still resume.
+            for name, variable in self.growth.state_variables().items():
+                setattr(self, name, variable)
             # The host's capacity record (CapacityPlanner.state), checkpointed for exact resume.
             self.capacity_state = tf.Variable(
                 tf.zeros([len(model.channel_groups) + 2], tf.float64),
@@ -98,7 +98,6 @@ class Trainer(tf.Module):
             self.mask_optimizer = MaskedMomentum(
                 model.mask_variables() if self.growing else [], mask_momentum, name="masks"
             )
-        self.full_flops = float(model.full_cost()[1])
         self.num_traces = 0  # traces (compilations under XLA) of the training step
         self.num_eval_traces = 0
         self.jit_compile = bool(jit_compile)
@@ -137,9 +136,6 @@ class Trainer(tf.Module):
         return self._eval_function(batch, _freeze(capacities))
 
     # ------------------------------------------------------------------ training
-    def epoch_progress(self, step):
-        return tf.cast(step, tf.float32) / float(self.steps_per_epoch)
-
     def _train_step(self, batch, capacities):
         self.num_traces += 1  # Python side effect: counts traces, not calls
         results = self.strategy.run(
@@ -151,37 +147,41 @@ class Trainer(tf.Module):
         }
 
     def _replica_train_step(self, images, labels, capacities=None):
-        model = self.model
         step = tf.convert_to_tensor(self.step)
-        epoch = self.epoch_progress(step)
-        lambda_channel, lambda_layer = self._lambdas(step)
-        weights = self.weight_optimizer.variables_to_update
-        logits_vars = self.mask_optimizer.variables_to_update
         with tf.GradientTape() as tape:
-            # Sampled inside the tape: the mask values m = q sigma(beta s) carry the task
-            # gradient to the logits of sampled structures (METHOD.md Eq. 8).
-            context = model.sample_context(
-                step_seed(self.seed, step),
-                self.temperature,
-                epoch,
-                self.relaxation,
-                sync_batch_norm=True,
-                capacities=capacities,
+            draw = self.growth.begin(step, capacities)  # inside the tape: m carries gradient
+            kernel_rows = (
+                self.model.gather_kernel_rows(draw.context) if self.compact_updates else []
             )
-            kernel_rows = model.gather_kernel_rows(context) if self.compact_updates else []
             tape.watch([rows.rows for rows in kernel_rows])  # read sparsely, not via variables
-            logits = model.forward(images, context)
+            logits = self.model.forward(images, draw.context)
             per_example = _cross_entropy(labels, logits)
-            task_loss = tf.nn.compute_average_loss(
+            loss = tf.nn.compute_average_loss(
                 per_example, global_batch_size=self.global_batch_size
-            )
-            loss = task_loss
-            if self.growing:
-                channel_sum, layer_sum = model.mask_penalty(self.temperature, epoch)
-                penalty = lambda_channel * channel_sum + lambda_layer * layer_sum
-                loss = loss + tf.nn.scale_regularization_loss(penalty)
+            ) + tf.nn.scale_regularization_loss(draw.penalty)
+        gradients, row_gradients = self._all_reduced_gradients(tape, loss, kernel_rows)
+        assignments = self.growth.assignments(draw, self.global_batch_size)
+        assignments.append((self.step, step + 1))
+        updates, scatters = self._optimizer_updates(
+            step, draw.context, gradients, kernel_rows, row_gradients
+        )
+        assign_all(assignments + updates, scatters)
+        metrics = _metrics(labels, logits, per_example)
+        if capacities is not None and self.growing:
+            metrics.update(self._capacity_metrics(draw.context))
+        return metrics
+
+    def _dense_variables(self, kernel_rows):
+        """Weights and logits updated whole: all but the kernels updated by rows."""
         row_ids = {id(rows.variable) for rows in kernel_rows}
-        dense = [v for v in weights if id(v) not in row_ids] + logits_vars
+        weights = self.weight_optimizer.variables_to_update
+        dense = [v for v in weights if id(v) not in row_ids]
+        return dense + self.mask_optimizer.variables_to_update
+
+    def _all_reduced_gradients(self, tape, loss, kernel_rows):
+        """(id(variable) -> gradient of the dense variables, [gradient of each KernelRows]),
+        summed over replicas; variables the step did not reach get zeros."""
+        dense = self._dense_variables(kernel_rows)
         targets = dense + [rows.rows for rows in kernel_rows]
         gradients = tape.gradient(loss, targets)
         gradients = [
@@ -191,86 +191,41 @@ class Trainer(tf.Module):
         replica = tf.distribute.get_replica_context()
         gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         by_id = dict(zip((id(v) for v in dense), gradients))
-        row_gradients = gradients[len(dense) :]
+        return by_id, gradients[len(dense) :]
 
-        masks_by_id = model.weight_masks(context) if self.growing else {}
-        weight_masks = [masks_by_id.get(id(v)) for v in weights]
-        assignments = list(context.state_updates)
-        if self.growing:
-            increment = 1.0 / self.steps_per_epoch
-            for name, active in model.active_structures(context).items():
-                counters = model.group_variables()[name].counters
-                assignments.append((counters, tf.convert_to_tensor(counters) + increment * active))
-        widths, blocks = model.widths_and_blocks(context)
-        step_flops = tf.cast(
-            cost_lib.training_flops(
-                cost_lib.count(model.layer_costs, widths, blocks)[1], self.global_batch_size
-            ),
-            tf.float64,
-        )
-        assignments += [
-            (self.train_flops, tf.convert_to_tensor(self.train_flops) + step_flops),
-            (
-                self.train_flops_full,
-                tf.convert_to_tensor(self.train_flops_full)
-                + cost_lib.training_flops(self.full_flops, self.global_batch_size),
-            ),
-            (self.step, step + 1),
-            (self.lambda_channel, lambda_channel),
-            (self.lambda_layer, lambda_layer),
-        ]
-        learning_rates = (
-            tf.cast(self.learning_rate(step), tf.float32),
-            tf.cast(self.mask_learning_rate(step), tf.float32),
-        )
-        assignments += self.weight_optimizer.step(
-            [by_id.get(id(v)) for v in weights], learning_rates[0], weight_masks
+    def _optimizer_updates(self, step, context, gradients, kernel_rows, row_gradients):
+        """(assignments, scatters) of the weight and logit optimisers for this step.
+
+        Entries the step did not compute keep their weights and momentum (`weight_masks`).
+        """
+        weights = self.weight_optimizer.variables_to_update
+        masks_by_id = self.model.weight_masks(context) if self.growing else {}
+        weight_rate = tf.cast(self.learning_rate(step), tf.float32)
+        mask_rate = tf.cast(self.mask_learning_rate(step), tf.float32)
+        assignments = self.weight_optimizer.step(
+            [gradients.get(id(v)) for v in weights],
+            weight_rate,
+            [masks_by_id.get(id(v)) for v in weights],
         )
         assignments += self.mask_optimizer.step(
-            [by_id[id(v)] for v in logits_vars], learning_rates[1]
+            [gradients[id(v)] for v in self.mask_optimizer.variables_to_update], mask_rate
         )
         scatters = []
         for rows, gradient in zip(kernel_rows, row_gradients):
-            scatters += self.weight_optimizer.row_step(rows, gradient, learning_rates[0])
-        # Every replica computed the same values; assign them per device in cross-replica
-        # context (a mirrored slot read inside a cross-replica update would be the primary's).
-        replica.merge_call(
-            self._assign_all,
-            args=(
-                [variable for variable, _ in assignments],
-                [value for _, value in assignments],
-                [variable for variable, _, _ in scatters],
-                [indices for _, indices, _ in scatters],
-                [values for _, _, values in scatters],
-            ),
-        )
-        metrics = _metrics(labels, logits, per_example)
-        if capacities is not None and self.growing:
-            # Every replica drew the same masks: divide so the host's SUM over replicas is exact.
-            replicas = float(replica.num_replicas_in_sync)
-            dropped = tf.add_n([tf.cast(d, tf.float32) for d in context.overflows.values()])
-            metrics["dropped"] = dropped / replicas
-            metrics["sampled"] = (
-                tf.stack(
-                    [
-                        tf.reduce_sum(context.channels[name].mask)
-                        + tf.cast(context.overflows[name], tf.float32)
-                        for name in model.channel_groups
-                    ]
-                )
-                / replicas
-            )
-        return metrics
+            scatters += self.weight_optimizer.row_step(rows, gradient, weight_rate)
+        return assignments, scatters
 
-    @staticmethod
-    def _assign_all(strategy, variables, values, scatter_variables=(), indices=(), rows=()):
-        """Assigns `values`, then writes rows in place (`MaskedMomentum.row_step`)."""
-        for variable, value in zip(variables, values):
-            strategy.extended.update(tf_variable(variable), _assign, args=(value,), group=False)
-        for variable, where, value in zip(scatter_variables, indices, rows):
-            strategy.extended.update(
-                tf_variable(variable), _scatter, args=(where, value), group=False
-            )
+    def _capacity_metrics(self, context):
+        """The structures "dropped" and "sampled" (per group) in a step with static capacities."""
+        # Every replica drew the same masks: divide so the host's SUM over replicas is exact.
+        replicas = float(tf.distribute.get_replica_context().num_replicas_in_sync)
+        dropped = tf.add_n([tf.cast(d, tf.float32) for d in context.overflows.values()])
+        sampled = [
+            tf.reduce_sum(context.channels[name].mask)
+            + tf.cast(context.overflows[name], tf.float32)
+            for name in self.model.channel_groups
+        ]
+        return {"dropped": dropped / replicas, "sampled": tf.stack(sampled) / replicas}
 
     def read(self, name):
         """A scalar state variable (step, lambda_channel, train_flops, ...) as a Python number.
@@ -281,20 +236,7 @@ class Trainer(tf.Module):
 
     def budget_fraction(self):
         """Cost of H(s) as a fraction of the full network, in the budget's metric (tensor)."""
-        widths, blocks = self.model.deterministic_widths_and_blocks()
-        return cost_lib.fraction(self.model.layer_costs, widths, blocks, self.budget.metric)
-
-    def _lambdas(self, step):
-        """(lambda_c, lambda_l) for this step: refreshed from the budget every update_steps."""
-        old = (tf.convert_to_tensor(self.lambda_channel), tf.convert_to_tensor(self.lambda_layer))
-        if not self.growing or self.budget is None:
-            return old
-        new = [
-            tf.cast(value, tf.float32)
-            for value in self.budget.lambdas(tf.cast(self.budget_fraction(), tf.float32))
-        ]
-        refresh = tf.equal(step % self.budget.update_steps, 0)
-        return tuple(tf.where(refresh, n, o) for n, o in zip(new, old))
+        return self.growth.budget_fraction()
 
     # ---------------------------------------------------------------- evaluation
     def _eval_step(self, batch, capacities):
@@ -308,7 +250,7 @@ class Trainer(tf.Module):
         }
 
     def _replica_eval_step(self, images, labels, capacities=None):
-        epoch = self.epoch_progress(tf.convert_to_tensor(self.step))
+        epoch = self.growth.epoch(tf.convert_to_tensor(self.step))
         context = self.model.deterministic_context(self.temperature, epoch, capacities=capacities)
         logits = self.model.forward(images, context)
         per_example = _cross_entropy(labels, logits)
@@ -338,11 +280,3 @@ def _metrics(labels, logits, per_example):
         ),
         "count": tf.cast(tf.shape(labels)[0], tf.float32),
     }
-
-
-def _assign(variable, value):
-    return variable.assign(tf.cast(value, variable.dtype))
-
-
-def _scatter(variable, indices, rows):
-    return variable.scatter_nd_update(indices, tf.cast(rows, variable.dtype))
