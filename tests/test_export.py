@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests.launcher_helpers import run_module
-from tfgrow import cost, export
+from tfgrow import cost, export, run_export
 from tfgrow.masks import Temperature
 from tfgrow.models import basic3resnet, plain3net, resnet_cifar, vgg16
 
@@ -188,7 +188,7 @@ def test_count_keras_model_follows_tfgrow_cost_conventions():
 def test_morphnet_run_exports_its_final_keras_model(tmp_path):
     model = _fake_morphnet_run(str(tmp_path / "run"))
     images = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
-    info = export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
+    info = run_export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
     assert (info["params"], info["flops"], info["method"]) == (
         STOCK_PARAMS,
         STOCK_FLOPS,
@@ -215,7 +215,7 @@ def test_export_launcher_writes_tflite_for_a_morphnet_run(tmp_path):
 def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
     _fake_morphnet_run(str(tmp_path / "run"), params=STOCK_PARAMS + 1)
     with pytest.raises(export.ExportError, match=f"params={STOCK_PARAMS + 1}"):
-        export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
+        run_export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
     assert not os.path.exists(tmp_path / "export")
 
 
@@ -235,7 +235,7 @@ FAMILY_RUNS = {
 @pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
 def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(family, tmp_path):
     from tfgrow import data as data_lib
-    from tfgrow.train.checkpoint import restore_network
+    from tfgrow.run_export import restore_network
 
     experiment, bindings = FAMILY_RUNS[family]
     model_dir, saved, lite = tmp_path / "run", tmp_path / "saved", tmp_path / "lite"

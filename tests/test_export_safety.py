@@ -10,7 +10,7 @@ import pytest
 
 from tests.launcher_helpers import run_module
 from tests.test_export import _fake_morphnet_run
-from tfgrow import export
+from tfgrow import export, run_export
 
 
 def _snapshot(path):
@@ -58,7 +58,7 @@ def test_export_refuses_what_it_did_not_write_and_leaves_it_byte_identical(case,
     model_dir, targets = _targets(tmp_path)
     before = _snapshot(tmp_path)
     with pytest.raises(export.ExportError, match=re.escape(REFUSALS[case])):
-        export.export_run(str(model_dir), str(targets[case]))
+        run_export.export_run(str(model_dir), str(targets[case]))
     assert _snapshot(tmp_path) == before  # nothing deleted, nothing written, no temporary left
 
 
@@ -80,13 +80,13 @@ def test_export_replaces_its_own_previous_export_and_an_empty_directory(tmp_path
     _fake_morphnet_run(str(model_dir))
     target = tmp_path / "export"
     target.mkdir()  # empty: nothing to lose
-    export.export_run(str(model_dir), str(target), "tflite")
+    run_export.export_run(str(model_dir), str(target), "tflite")
     with open(target / "export_info.json") as f:
         first = json.load(f)
     assert first[export.EXPORT_MARKER] == export.EXPORT_FORMAT and first["format"] == "tflite"
     assert sorted(os.listdir(target)) == ["export_info.json", "model.tflite"]
 
-    export.export_run(str(model_dir), str(target), "saved_model")
+    run_export.export_run(str(model_dir), str(target), "saved_model")
     with open(target / "export_info.json") as f:
         assert json.load(f)["format"] == "saved_model"
     assert "model.tflite" not in os.listdir(target) and "saved_model.pb" in os.listdir(target)
@@ -97,9 +97,9 @@ def test_export_refuses_to_replace_an_export_holding_files_it_did_not_write(tmp_
     model_dir = tmp_path / "run"
     _fake_morphnet_run(str(model_dir))
     target = tmp_path / "export"
-    export.export_run(str(model_dir), str(target), "tflite")
+    run_export.export_run(str(model_dir), str(target), "tflite")
     (target / "README.md").write_text("the user's notes about this model")
     before = _snapshot(target)
     with pytest.raises(export.ExportError, match=r"it also holds \['README.md'\]"):
-        export.export_run(str(model_dir), str(target), "tflite")
+        run_export.export_run(str(model_dir), str(target), "tflite")
     assert _snapshot(target) == before

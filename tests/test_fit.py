@@ -19,7 +19,7 @@ from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
 from tfgrow.models import GrowingNetwork, basic3resnet, resnet_cifar
 from tfgrow.train.callback import GrowingCallback
-from tfgrow.train.loop import NonFiniteLossError
+from tfgrow.train.errors import NonFiniteLossError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tfgrow.train.loop import PLAIN_BASELINES
+from tfgrow.train.methods import PLAIN_BASELINES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Baselines on stock Keras models and the random baseline run tiny in tests/baselines/, which

@@ -8,7 +8,7 @@ import pytest
 
 from tests import graph_fixtures
 from tests.test_launcher import contract_problems, launch
-from tfgrow import export
+from tfgrow import run_export
 from tfgrow.baselines import sizing
 from tfgrow.budget import Budget
 from tfgrow.graph import analysis as graph_lib
@@ -68,5 +68,5 @@ def test_a_tiny_uniform_run_has_uniform_widths_within_the_params_budget(tmp_path
     assert summary["architecture"]["stage3_block2_1_conv"] == 34
     assert summary["train_cost_savings"] > 2.0
     # The launcher's export takes the final model and checks its counts against the summary.
-    info = export.export_run(str(tmp_path), str(tmp_path / "export"))
+    info = run_export.export_run(str(tmp_path), str(tmp_path / "export"))
     assert (info["params"], info["flops"]) == (summary["params"], summary["flops"])

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting, slicing
 from tfgrow.morphnet import checkpoints as checkpoints_lib
@@ -29,9 +30,11 @@ from tfgrow.morphnet import expand as expand_lib
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
 from tfgrow.train.checkpoint import WallClock, skip_epochs
+from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.saving import save_model_atomically
+from tfgrow.train.schedules import learning_rate_schedule
+from tfgrow.train.strategy import make_strategy
 
-METHODS = ("morphnet", "width_multiplier")
 REGULARIZERS = graph_lib.RESOURCES  # ("flops", "size")
 
 
@@ -125,8 +128,6 @@ def run(
     `run_directory` is the `RunDirectory` `tfgrow.train` claimed; the run records its settings.
     Every epoch of every phase is checkpointed; a killed run resumes where it stopped.
     """
-    from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
-
     if epochs <= 0 or global_batch_size <= 0:
         raise ValueError(
             f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
@@ -138,11 +139,11 @@ def run(
             "Expected tfgrow.MorphNet.strength for method 'morphnet'. Received: None. Set e.g. "
             "--gin_bindings='tfgrow.MorphNet.strength=1e-8'"
         )
-    strategy = strategy or loop.make_strategy()
+    strategy = strategy or make_strategy()
     clock = WallClock()
     keras.utils.set_random_seed(seed)
     tf.io.gfile.makedirs(model_dir)
-    info, train_data, eval_data = loop._load_data(
+    info, train_data, eval_data = load_run_data(
         dataset,
         data_dir,
         global_batch_size,
@@ -162,7 +163,7 @@ def run(
     target = settings.target_fraction * seed_cost
     expand_lib.check_target(graph, target, resource)  # before any training
     _log_seed(seed_model, graph, resource, seed_cost, target)
-    loop._write_operative_config(model_dir)
+    write_operative_config(model_dir)
     run_directory.record()
     phases = _Phases(
         model_dir,
@@ -193,12 +194,10 @@ def run(
     rate = (
         learning_rate
         if schedule == "constant"
-        else loop.learning_rate_schedule(steps_per_epoch * epochs, learning_rate, schedule)
+        else learning_rate_schedule(steps_per_epoch * epochs, learning_rate, schedule)
     )
-    loop._write_json(
-        os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
-    )
-    loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
+    write_json(os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths))
+    write_operative_config(model_dir)  # again: now with the final schedule's bindings
     final_index = settings.num_iterations if method == "morphnet" else 0  # phases before it
     evaluation = phases.train(final_index, "train", final_model, rate, epochs, current_widths)
     save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
@@ -212,7 +211,7 @@ def run(
     summary = _summary(
         run, settings, seed_model, final_model, graph, current_widths, target, phases, evaluation
     )
-    loop._write_json(os.path.join(model_dir, "summary.json"), summary)
+    write_json(os.path.join(model_dir, "summary.json"), summary)
     return summary
 
 
@@ -283,8 +282,6 @@ class _Phases:
 
     def train(self, index, name, model, rate, epochs, widths, regularizer=None, strength=0.0):
         """Trains (or resumes) phase `index` on `model` (built at `widths`); returns its eval."""
-        from tfgrow.train.loop import _write_json as write_json  # loop dispatches to this module
-
         options = self.options
         phase = phase_lib.Phase(
             name,

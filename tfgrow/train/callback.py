@@ -37,7 +37,7 @@ from absl import logging
 from tfgrow import cost as cost_lib
 from tfgrow.budget import Budget
 from tfgrow.masks import RELAXATIONS, Temperature, step_seed
-from tfgrow.train.loop import NonFiniteLossError
+from tfgrow.train.errors import NonFiniteLossError
 from tfgrow.train.trainer import Trainer
 
 
