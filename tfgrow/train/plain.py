@@ -18,7 +18,7 @@ from tfgrow.graph import counting
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.saving import save_model_atomically
-from tfgrow.train.schedules import learning_rate_schedule
+from tfgrow.train.schedules import optimizer_learning_rate
 from tfgrow.train.strategy import make_strategy
 
 FINAL_MODEL_FILE = "final_model.keras"
@@ -106,11 +106,7 @@ class PlainRun:
         """
         total_steps = self.steps_per_epoch * epochs
         base = self.learning_rate if learning_rate is None else learning_rate
-        rate = (
-            base
-            if self.schedule == "constant"
-            else learning_rate_schedule(total_steps, base, self.schedule)
-        )
+        rate = optimizer_learning_rate(total_steps, base, self.schedule)
         phase = phase_lib.Phase(
             name,
             model,

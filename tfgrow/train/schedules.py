@@ -35,3 +35,9 @@ def learning_rate_schedule(total_steps, base=0.1, kind="cosine", boundaries=(0.5
         values = [base * decay**i for i in range(len(steps) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
     return lambda step: tf.constant(base, tf.float32)
+
+
+def optimizer_learning_rate(total_steps, base, kind):
+    """What a Keras optimizer takes as its learning rate: `base` itself for a constant schedule
+    (a float, no schedule to trace), else `learning_rate_schedule(total_steps, base, kind)`."""
+    return base if kind == "constant" else learning_rate_schedule(total_steps, base, kind)
