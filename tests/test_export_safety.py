@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.launcher_helpers import run_module
-from tests.test_export import _fake_morphnet_run
+from tests.fixtures.processes import run_module
+from tests.fixtures.runs import fake_morphnet_run
 from tfgrow import export, run_export
 
 
@@ -31,7 +31,7 @@ def _snapshot(path):
 def _targets(tmp_path):
     """(model_dir, {case: export_dir}) for every target an export must refuse."""
     model_dir = tmp_path / "runs" / "run"
-    _fake_morphnet_run(str(model_dir))
+    fake_morphnet_run(str(model_dir))
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"\xff\xd8 not mine to delete")
@@ -77,7 +77,7 @@ def test_export_launcher_refuses_with_one_message_and_exit_status_1(case, tmp_pa
 
 def test_export_replaces_its_own_previous_export_and_an_empty_directory(tmp_path):
     model_dir = tmp_path / "run"
-    _fake_morphnet_run(str(model_dir))
+    fake_morphnet_run(str(model_dir))
     target = tmp_path / "export"
     target.mkdir()  # empty: nothing to lose
     run_export.export_run(str(model_dir), str(target), "tflite")
@@ -95,7 +95,7 @@ def test_export_replaces_its_own_previous_export_and_an_empty_directory(tmp_path
 
 def test_export_refuses_to_replace_an_export_holding_files_it_did_not_write(tmp_path):
     model_dir = tmp_path / "run"
-    _fake_morphnet_run(str(model_dir))
+    fake_morphnet_run(str(model_dir))
     target = tmp_path / "export"
     run_export.export_run(str(model_dir), str(target), "tflite")
     (target / "README.md").write_text("the user's notes about this model")

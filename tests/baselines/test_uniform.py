@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from tests import graph_fixtures
-from tests.test_launcher import contract_problems, launch
+from tests.fixtures import graphs
+from tests.fixtures.processes import contract_problems, launch
 from tfgrow import run_export
 from tfgrow.baselines import sizing
 from tfgrow.budget import Budget
@@ -21,7 +21,7 @@ from tfgrow.models import keras_resnet_cifar, mobilenet_v1
     [
         lambda: keras_resnet_cifar((28, 28, 1), 10),
         lambda: mobilenet_v1((32, 32, 3), 10, width_multiplier=0.25),
-        graph_fixtures.residual_add,
+        graphs.residual_add,
     ],
     ids=["resnet20", "mobilenet_v1", "residual_add"],
 )

@@ -1,20 +1,18 @@
 """tfds `imagenet2012` through `tfgrow.data` on `tfds.testing.mock_data` (nothing downloads)."""
 
-import os
-
 import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tests.fixtures.processes import REPO
 from tfgrow import data
 from tfgrow.data import crops as crops_lib
 from tfgrow.data import datasets
 from tfgrow.data.run_data import load_run_data
 from tfgrow.train.checkpoint import skip_epochs
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 40
 CROPS = data.ImageCrops(image_size=SIZE)
 MEAN, STD = datasets.IMAGENET_MEAN_STD
