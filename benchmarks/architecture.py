@@ -93,18 +93,29 @@ def load_modules(root=REPO, package=PACKAGE):
 
 def _imports(module, modules):
     """(target module, line, at module level) for each tfgrow module `module` imports."""
+    for line, at_module_level, _, target, _ in _tfgrow_imports(module, modules):
+        yield target, line, at_module_level
+
+
+def _tfgrow_imports(module, modules):
+    """(line, at module level, local name, module, name) for each import of a tfgrow module:
+    `name` is the imported attribute when it is not a module itself (else None); the local name
+    is None for `import tfgrow.x.y` without `as`."""
     for node, at_module_level in _import_nodes(module.tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in modules:
-                    yield alias.name, node.lineno, at_module_level
+                    yield node.lineno, at_module_level, alias.asname, alias.name, None
             continue
         base = _absolute(module, node)
         if base not in modules:
             continue
         for alias in node.names:
-            target = f"{base}.{alias.name}"
-            yield (target if target in modules else base), node.lineno, at_module_level
+            local, target = alias.asname or alias.name, f"{base}.{alias.name}"
+            if target in modules:
+                yield node.lineno, at_module_level, local, target, None
+            else:
+                yield node.lineno, at_module_level, local, base, alias.name
 
 
 def _absolute(module, node):
@@ -178,25 +189,33 @@ def strongly_connected_components(graph):
     return sorted(components, key=lambda c: (-len(c), c))
 
 
-def shortest_cycle(graph, component):
-    """One shortest cycle through the component's first module, as a list of modules."""
-    start = component[0]
-    members = set(component)
+def shortest_path(graph, start, is_goal, within=None):
+    """A shortest import chain [start, ..., goal] to the first module where `is_goal` holds
+    (breadth first, successors in name order; only modules in `within` when given), or None.
+    The start itself counts as a goal only when a chain returns to it (a cycle)."""
     parents, frontier = {start: None}, [start]
     while frontier:
         next_frontier = []
         for node in frontier:
-            for successor in sorted(graph[node] & members):
-                if successor == start:
-                    path = [node]
-                    while parents[path[-1]] is not None:
-                        path.append(parents[path[-1]])
-                    return [start, *reversed(path[:-1]), start]
+            for successor in sorted(graph[node]):
+                if within is not None and successor not in within:
+                    continue
+                if is_goal(successor):
+                    chain = [node]
+                    while parents[chain[-1]] is not None:
+                        chain.append(parents[chain[-1]])
+                    return [*reversed(chain), successor]
                 if successor not in parents:
                     parents[successor] = node
                     next_frontier.append(successor)
         frontier = next_frontier
-    return [start]
+    return None
+
+
+def shortest_cycle(graph, component):
+    """One shortest cycle through the component's first module, as a list of modules."""
+    start = component[0]
+    return shortest_path(graph, start, lambda name: name == start, set(component))
 
 
 def long_functions(modules, limit=MAX_FUNCTION_LINES):
@@ -240,21 +259,12 @@ def private_uses(modules):
     for module in modules.values():
         package = _package_of(module)
         aliases = {}  # local name -> tfgrow module it stands for
-        for node, _ in _import_nodes(module.tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name in modules and alias.asname:
-                        aliases[alias.asname] = alias.name
-                continue
-            base = _absolute(module, node)
-            if base not in modules:
-                continue
-            for alias in node.names:
-                target = f"{base}.{alias.name}"
-                if target in modules:
-                    aliases[alias.asname or alias.name] = target
-                elif alias.name.startswith("_") and _package_of(modules[base]) != package:
-                    found.append((module.name, node.lineno, f"{base}.{alias.name}"))
+        for line, _, local, target, name in _tfgrow_imports(module, modules):
+            if name is None:
+                if local:
+                    aliases[local] = target
+            elif name.startswith("_") and _package_of(modules[target]) != package:
+                found.append((module.name, line, f"{target}.{name}"))
         for node in ast.walk(module.tree):
             if (
                 isinstance(node, ast.Attribute)
@@ -271,22 +281,7 @@ def private_uses(modules):
 
 def reaches(graph, start, prefix):
     """A shortest import chain from `start` to a module under `prefix`, or None."""
-    parents, frontier = {start: None}, [start]
-    while frontier:
-        next_frontier = []
-        for node in frontier:
-            for successor in sorted(graph[node]):
-                if successor in parents:
-                    continue
-                parents[successor] = node
-                if successor == prefix or successor.startswith(prefix + "."):
-                    chain = [successor]
-                    while parents[chain[-1]] is not None:
-                        chain.append(parents[chain[-1]])
-                    return list(reversed(chain))
-                next_frontier.append(successor)
-        frontier = next_frontier
-    return None
+    return shortest_path(graph, start, lambda name: name == prefix or name.startswith(prefix + "."))
 
 
 def measure(root=REPO, allowed_long_functions=(), allowed_training_imports=()):
