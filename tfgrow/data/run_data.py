@@ -1,8 +1,9 @@
 """The training and evaluation pipelines of one run, as every trainer loads them.
 
-`load_run_data` serves the growing trainer (`tfgrow.train.loop`), MorphNet (`tfgrow.morphnet.run`)
-and the stock-Keras baselines (`tfgrow.train.plain`): the same splits, batches, seeds and
-truncation, and the same refusal when the dataset is not prepared (mock data only when asked).
+`load_run_data` serves the growing trainer (`tfgrow.train.growing_run`), MorphNet
+(`tfgrow.morphnet.run`) and the stock-Keras baselines (`tfgrow.train.plain`): the same splits,
+batches, seeds and truncation, and the same refusal when the dataset is not prepared (mock data
+only when asked).
 """
 
 import tensorflow_datasets as tfds

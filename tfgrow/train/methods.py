@@ -1,8 +1,8 @@
 """The methods a run may train with (`tfgrow.train.method`), in one place.
 
-`tfgrow.train.loop.train` runs the growing ones itself and hands the others to their runner:
-`tfgrow.morphnet.run` for the MorphNet methods, `tfgrow.baselines.<method>` for the plain
-baselines (METHOD.md §1.9).
+`tfgrow.train.loop.train` runs the growing ones (`tfgrow.train.growing_run`) and hands the
+others to their runner: `tfgrow.morphnet.run` for the MorphNet methods,
+`tfgrow.baselines.<method>` for the plain baselines (METHOD.md §1.9).
 """
 
 MORPHNET_METHODS = ("morphnet", "width_multiplier")  # run by tfgrow.morphnet.run

@@ -1,7 +1,7 @@
 """Learning-rate schedules of a run: cosine, step or constant over the run's steps.
 
-One home for the growing trainer (`tfgrow.train.loop`), MorphNet (`tfgrow.morphnet.run`) and the
-stock-Keras baselines (`tfgrow.train.plain`, `tfgrow.baselines.magnitude_pruning`).
+One home for the growing trainer (`tfgrow.train.growing_run`), MorphNet (`tfgrow.morphnet.run`)
+and the stock-Keras baselines (`tfgrow.train.plain`, `tfgrow.baselines.magnitude_pruning`).
 """
 
 import gin
