@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.fixtures.processes import REPO
 from tfgrow.budget import Budget
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
@@ -20,8 +21,6 @@ from tfgrow.masks import MaskGroup
 from tfgrow.models import GrowingNetwork, basic3resnet, resnet_cifar
 from tfgrow.train.callback import GrowingCallback
 from tfgrow.train.errors import NonFiniteLossError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _readme_fit_example():
