@@ -34,9 +34,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     cli.quiet_startup()
-    from tfgrow import export
+    from tfgrow import run_export
 
-    info = export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.format)
+    info = run_export.export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.format)
     logging.info(
         "done: %s params %d flops %d -> %s",
         info["model"],

@@ -5,7 +5,7 @@ import glob
 import os
 import re
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures.processes import REPO
 
 
 def _build_text():
@@ -40,3 +40,14 @@ def test_every_launcher_has_a_py_binary():
 def test_the_library_lists_every_package_module():
     srcs = set(re.findall(r'"(tfgrow/[^"]+\.py)"', _build_text()))
     assert srcs == set(_relative("tfgrow/**/*.py"))
+
+
+def test_every_path_build_names_exists():
+    # A moved test file keeps its rule only if BUILD follows the move.
+    named = re.findall(r'"((?:tfgrow|tests|launchers|benchmarks)/[^"*]+\.py)"', _build_text())
+    assert [path for path in named if not os.path.exists(os.path.join(REPO, path))] == []
+
+
+def test_each_py_test_runs_its_own_file():
+    rules = re.findall(r'py_test\(\s*name = "([^"]+)".*?main = "([^"]+)"', _build_text(), re.S)
+    assert rules and all(os.path.basename(main) == f"{name}.py" for name, main in rules)

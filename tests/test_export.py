@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.launcher_helpers import run_module
-from tfgrow import cost, export
+from tests.fixtures.processes import run_module
+from tests.fixtures.runs import STOCK_FLOPS, STOCK_PARAMS, fake_morphnet_run, stock_model
+from tfgrow import cost, export, run_export
 from tfgrow.graph import count_model
 from tfgrow.masks import Temperature
 from tfgrow.models import basic3resnet, plain3net, resnet_cifar, vgg16
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4
 TEMPERATURE = Temperature(1.0, 200.0, "structure", 4.0)
 FAMILIES = {
@@ -157,40 +157,14 @@ def test_a_failed_export_leaves_the_previous_export_and_no_temporary_files(tmp_p
     assert tf.saved_model.load(str(target)).signatures["serve"] is not None
 
 
-def _stock_model():
-    inputs = keras.Input((8, 8, 3), name="images")
-    x = keras.layers.Conv2D(5, 3, strides=2, padding="same", use_bias=False)(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(4)(x))
-
-
-# By hand: conv 3*3*3*5 = 135 params, 2*135*4*4 = 4320 FLOPs; BN 10 params; depthwise 3*3*5 = 45
-# params, 2*45*16 = 1440 FLOPs; dense 5*4 + 4 = 24 params, 40 FLOPs.
-STOCK_PARAMS, STOCK_FLOPS = 135 + 10 + 45 + 24, 4320 + 1440 + 40
-
-
-def _fake_morphnet_run(model_dir, params=STOCK_PARAMS):
-    keras.utils.set_random_seed(0)
-    model = _stock_model()
-    os.makedirs(model_dir)
-    model.save(os.path.join(model_dir, "final_model.keras"))
-    summary = {"method": "morphnet", "model": "tiny", "params": params, "flops": STOCK_FLOPS}
-    with open(os.path.join(model_dir, "summary.json"), "w") as f:
-        json.dump(summary, f)
-    return model
-
-
 def test_count_model_follows_tfgrow_cost_conventions():
-    assert count_model(_stock_model()) == (STOCK_PARAMS, STOCK_FLOPS)
+    assert count_model(stock_model()) == (STOCK_PARAMS, STOCK_FLOPS)
 
 
 def test_morphnet_run_exports_its_final_keras_model(tmp_path):
-    model = _fake_morphnet_run(str(tmp_path / "run"))
+    model = fake_morphnet_run(str(tmp_path / "run"))
     images = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
-    info = export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
+    info = run_export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
     assert (info["params"], info["flops"], info["method"]) == (
         STOCK_PARAMS,
         STOCK_FLOPS,
@@ -201,7 +175,7 @@ def test_morphnet_run_exports_its_final_keras_model(tmp_path):
 
 
 def test_export_launcher_writes_tflite_for_a_morphnet_run(tmp_path):
-    model = _fake_morphnet_run(str(tmp_path / "run"))
+    model = fake_morphnet_run(str(tmp_path / "run"))
     result = run_module(
         "launchers.export",
         f"--model_dir={tmp_path / 'run'}",
@@ -215,9 +189,9 @@ def test_export_launcher_writes_tflite_for_a_morphnet_run(tmp_path):
 
 
 def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
-    _fake_morphnet_run(str(tmp_path / "run"), params=STOCK_PARAMS + 1)
+    fake_morphnet_run(str(tmp_path / "run"), params=STOCK_PARAMS + 1)
     with pytest.raises(export.ExportError, match=f"params={STOCK_PARAMS + 1}"):
-        export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
+        run_export.export_run(str(tmp_path / "run"), str(tmp_path / "export"))
     assert not os.path.exists(tmp_path / "export")
 
 
@@ -239,7 +213,7 @@ FAMILY_RUNS = {
 @pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
 def test_launcher_exports_a_trained_run_that_serves_like_the_trained_model(family, tmp_path):
     from tfgrow import data as data_lib
-    from tfgrow.train.checkpoint import restore_network
+    from tfgrow.run_export import restore_network
 
     experiment, bindings = FAMILY_RUNS[family]
     model_dir, saved, lite = tmp_path / "run", tmp_path / "saved", tmp_path / "lite"

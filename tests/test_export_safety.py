@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from tests.launcher_helpers import run_module
-from tests.test_export import _fake_morphnet_run
-from tfgrow import export
+from tests.fixtures.processes import run_module
+from tests.fixtures.runs import fake_morphnet_run
+from tfgrow import export, run_export
 
 
 def _snapshot(path):
@@ -31,7 +31,7 @@ def _snapshot(path):
 def _targets(tmp_path):
     """(model_dir, {case: export_dir}) for every target an export must refuse."""
     model_dir = tmp_path / "runs" / "run"
-    _fake_morphnet_run(str(model_dir))
+    fake_morphnet_run(str(model_dir))
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"\xff\xd8 not mine to delete")
@@ -58,7 +58,7 @@ def test_export_refuses_what_it_did_not_write_and_leaves_it_byte_identical(case,
     model_dir, targets = _targets(tmp_path)
     before = _snapshot(tmp_path)
     with pytest.raises(export.ExportError, match=re.escape(REFUSALS[case])):
-        export.export_run(str(model_dir), str(targets[case]))
+        run_export.export_run(str(model_dir), str(targets[case]))
     assert _snapshot(tmp_path) == before  # nothing deleted, nothing written, no temporary left
 
 
@@ -77,16 +77,16 @@ def test_export_launcher_refuses_with_one_message_and_exit_status_1(case, tmp_pa
 
 def test_export_replaces_its_own_previous_export_and_an_empty_directory(tmp_path):
     model_dir = tmp_path / "run"
-    _fake_morphnet_run(str(model_dir))
+    fake_morphnet_run(str(model_dir))
     target = tmp_path / "export"
     target.mkdir()  # empty: nothing to lose
-    export.export_run(str(model_dir), str(target), "tflite")
+    run_export.export_run(str(model_dir), str(target), "tflite")
     with open(target / "export_info.json") as f:
         first = json.load(f)
     assert first[export.EXPORT_MARKER] == export.EXPORT_FORMAT and first["format"] == "tflite"
     assert sorted(os.listdir(target)) == ["export_info.json", "model.tflite"]
 
-    export.export_run(str(model_dir), str(target), "saved_model")
+    run_export.export_run(str(model_dir), str(target), "saved_model")
     with open(target / "export_info.json") as f:
         assert json.load(f)["format"] == "saved_model"
     assert "model.tflite" not in os.listdir(target) and "saved_model.pb" in os.listdir(target)
@@ -95,11 +95,11 @@ def test_export_replaces_its_own_previous_export_and_an_empty_directory(tmp_path
 
 def test_export_refuses_to_replace_an_export_holding_files_it_did_not_write(tmp_path):
     model_dir = tmp_path / "run"
-    _fake_morphnet_run(str(model_dir))
+    fake_morphnet_run(str(model_dir))
     target = tmp_path / "export"
-    export.export_run(str(model_dir), str(target), "tflite")
+    run_export.export_run(str(model_dir), str(target), "tflite")
     (target / "README.md").write_text("the user's notes about this model")
     before = _snapshot(target)
     with pytest.raises(export.ExportError, match=r"it also holds \['README.md'\]"):
-        export.export_run(str(model_dir), str(target), "tflite")
+        run_export.export_run(str(model_dir), str(target), "tflite")
     assert _snapshot(target) == before

@@ -15,11 +15,11 @@ inference (tests: max abs difference <= 1e-4), for both engines:
 images) or as a `.tflite` file, atomically: into a temporary directory beside the target, renamed
 into place at the end. It replaces only a previous tfgrow export (marked in its
 `export_info.json`); a file, a non-empty directory of anything else, and the run's own model
-directory or a directory containing it stop the export (`check_export_target`). `export_run`
-does this for a run directory (the launcher `launchers/export.py`), for growing runs of either
-engine (latest checkpoint, operative gin config) and for MorphNet runs (`final_model.keras`),
-and checks the exported model's params and FLOPs (`tfgrow.graph.counting.count_model`, the
-counter MorphNet's summaries use) against `summary.json`.
+directory or a directory containing it stop the export (`check_export_target`).
+`tfgrow.run_export.export_run` does this for a run directory (the launcher `launchers/export.py`),
+for growing runs of either engine and for MorphNet runs, and checks the exported model's params
+and FLOPs (`tfgrow.graph.counting.count_model`, the counter MorphNet's summaries use) against
+`summary.json` and a growing run's export against its network's inference (`check_outputs`).
 """
 
 import json
@@ -30,15 +30,12 @@ import uuid
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from tfgrow.graph import counting
 from tfgrow.growing.model import GrowingModel
 from tfgrow.growing.plain import plain_keras_model
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
-from tfgrow.train import checkpoint as checkpoint_lib
 
 FORMATS = ("saved_model", "tflite")
 # Runs whose final network is a stock Keras model saved as final_model.keras (tfgrow.train.plain);
@@ -359,55 +356,6 @@ def tflite_predict(path, images):
     return np.stack(outputs)
 
 
-# --------------------------------------------------------------------------- run directories
-def export_run(model_dir, export_dir, format="saved_model"):
-    """Exports a training run's final network; returns the export info dict.
-
-    Growing runs (`summary.json` method "grow" or "full"): the network is rebuilt from
-    `operative_config.gin`, restored from the latest checkpoint and converted by `plain_model`.
-    MorphNet runs and the stock-Keras baselines (`STOCK_MODEL_METHODS`): `final_model.keras` is
-    exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s,
-    and a growing run's export must compute its network's inference (`check_outputs`).
-    """
-    check_export_target(export_dir, protected=(model_dir,))  # before any work
-    summary = _read_summary(model_dir)
-    method = summary.get("method")
-    if method in STOCK_MODEL_METHODS:
-        path = os.path.join(model_dir, FINAL_MODEL_FILE)
-        if not os.path.exists(path):
-            raise ExportError(
-                f"Expected the final model of a {method} run at {path}. Received: no such file."
-            )
-        model = keras.models.load_model(path)
-        source = path
-    else:
-        network, temperature, epoch, source = checkpoint_lib.restore_network(model_dir)
-        model = plain_model(network, temperature, epoch)
-        difference = check_outputs(network, temperature, epoch, model)
-    params, flops = counting.count_model(model)
-    expected = (summary.get("params"), summary.get("flops"))
-    if (params, flops) != expected:
-        raise ExportError(
-            f"The exported model has params={params}, flops={flops} but {model_dir}/summary.json "
-            f"reports params={expected[0]}, flops={expected[1]}; refusing to export a network "
-            f"that is not the one the run reported (source: {source})."
-        )
-    info = {
-        "source": source,
-        "method": method,
-        "model": summary.get("model"),
-        "params": params,
-        "flops": flops,
-        "format": format,
-        "input_shape": list(model.input_shape[1:]),
-    }
-    if method not in STOCK_MODEL_METHODS:
-        info["max_output_difference"] = difference
-    path = export_model(model, export_dir, format, info, protected=(model_dir,))
-    logging.info("Exported %s (params %d, flops %d) to %s", source, params, flops, path)
-    return {**info, "path": path}
-
-
 def check_outputs(network, temperature, epoch, model, num_images=8, seed=0):
     """Max abs difference of `model` from the growing network's inference on random images.
 
@@ -428,14 +376,3 @@ def check_outputs(network, temperature, epoch, model, num_images=8, seed=0):
             "This is a bug in tfgrow's export: report it with the run's operative_config.gin."
         )
     return difference
-
-
-def _read_summary(model_dir):
-    path = os.path.join(model_dir, "summary.json")
-    if not os.path.exists(path):
-        raise ExportError(
-            f"Expected a finished run in {model_dir}. Received: no summary.json there (the run "
-            "has not finished, or --model_dir is wrong)."
-        )
-    with open(path) as f:
-        return json.load(f)

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.test_launcher import contract_problems, launch
+from tests.fixtures.processes import contract_problems, launch
 from tfgrow import cost
 from tfgrow.baselines import direct_design
 from tfgrow.graph import counting

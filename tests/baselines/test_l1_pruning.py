@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests import graph_fixtures
-from tests.test_launcher import contract_problems, launch
+from tests.fixtures import graphs
+from tests.fixtures.processes import contract_problems, launch
 from tfgrow.baselines import l1_pruning
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import slicing
@@ -24,7 +24,7 @@ def set_filter_norms(layer, norms):
 def test_tied_filters_are_scored_by_the_sum_of_their_norms_and_the_smallest_go():
     # a and b add into one residual stream. Alone, a would keep filters {0, 3} and b {1, 2};
     # the sums 5, 4, 3.5, 2 keep {0, 1}.
-    model = graph_fixtures.residual_add()
+    model = graphs.residual_add()
     graph = graph_lib.analyze(model)
     set_filter_norms(model.get_layer("a"), [5.0, 0.0, 1.0, 2.0])
     set_filter_norms(model.get_layer("b"), [0.0, 4.0, 2.5, 0.0])

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_launcher import contract_problems, launch
+from tests.fixtures.processes import contract_problems, launch
 from tfgrow.baselines import magnitude_pruning
 from tfgrow.graph import counting
 from tfgrow.models import keras_resnet_cifar

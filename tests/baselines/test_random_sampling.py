@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_launcher import contract_problems, launch
+from tests.fixtures.processes import contract_problems, launch
 from tfgrow.baselines import random_sampling
 from tfgrow.masks import Temperature, step_seed
 from tfgrow.models import basic3resnet, resnet_cifar

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from tests import graph_fixtures
-from tests.test_launcher import contract_problems, launch
-from tfgrow import export
+from tests.fixtures import graphs
+from tests.fixtures.processes import contract_problems, launch
+from tfgrow import run_export
 from tfgrow.baselines import sizing
 from tfgrow.budget import Budget
 from tfgrow.graph import analysis as graph_lib
@@ -21,7 +21,7 @@ from tfgrow.models import keras_resnet_cifar, mobilenet_v1
     [
         lambda: keras_resnet_cifar((28, 28, 1), 10),
         lambda: mobilenet_v1((32, 32, 3), 10, width_multiplier=0.25),
-        graph_fixtures.residual_add,
+        graphs.residual_add,
     ],
     ids=["resnet20", "mobilenet_v1", "residual_add"],
 )
@@ -68,5 +68,5 @@ def test_a_tiny_uniform_run_has_uniform_widths_within_the_params_budget(tmp_path
     assert summary["architecture"]["stage3_block2_1_conv"] == 34
     assert summary["train_cost_savings"] > 2.0
     # The launcher's export takes the final model and checks its counts against the summary.
-    info = export.export_run(str(tmp_path), str(tmp_path / "export"))
+    info = run_export.export_run(str(tmp_path), str(tmp_path / "export"))
     assert (info["params"], info["flops"]) == (summary["params"], summary["flops"])

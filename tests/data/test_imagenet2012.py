@@ -1,20 +1,18 @@
 """tfds `imagenet2012` through `tfgrow.data` on `tfds.testing.mock_data` (nothing downloads)."""
 
-import os
-
 import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tests.fixtures.processes import REPO
 from tfgrow import data
 from tfgrow.data import crops as crops_lib
 from tfgrow.data import datasets
-from tfgrow.train import loop
+from tfgrow.data.run_data import load_run_data
 from tfgrow.train.checkpoint import skip_epochs
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 40
 CROPS = data.ImageCrops(image_size=SIZE)
 MEAN, STD = datasets.IMAGENET_MEAN_STD
@@ -128,9 +126,9 @@ def test_missing_imagenet_names_the_data_dir_the_build_command_and_the_manual_do
 def test_runs_fall_back_to_mock_data_of_the_configured_shape_only_when_asked(empty_dir, gin_config):
     arguments = ("imagenet2012", empty_dir, 8, 0, 16, 8)
     with pytest.raises(data.DatasetNotFoundError, match="tfds build imagenet2012"):
-        loop._load_data(*arguments, False)
+        load_run_data(*arguments, False)
     gin.parse_config("tfgrow.data.ImageCrops.image_size = 24")
-    info, train, evaluation = loop._load_data(*arguments, True)
+    info, train, evaluation = load_run_data(*arguments, True)
     assert info.input_shape == (24, 24, 3) and info.num_classes == 1000
     (train_images, train_labels), (eval_images, _) = collect(train), collect(evaluation)
     assert train_images.shape == (16, 24, 24, 3) and train_labels.shape == (16,)

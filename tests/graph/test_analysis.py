@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow.graph.analysis import UnsupportedLayerError, analyze
 from tfgrow.models.keras_resnet import keras_resnet_cifar
 from tfgrow.models.mobilenet_v1 import mobilenet_v1

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow.graph.blocks import find_blocks
 from tfgrow.models import keras_resnet_cifar
 

@@ -4,7 +4,7 @@ become a `Rescaling` layer where it is not, bypassed layers leave the graph, mix
 import keras
 import numpy as np
 
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow.graph import analyze, slicing
 
 L = keras.layers

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tfgrow
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow import cost
 from tfgrow.graph import build_at_widths, count_model
 from tfgrow.models import keras_resnet_cifar, mobilenet_v1

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tfgrow
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow.masks import Temperature
 from tfgrow.models import keras_resnet_cifar, mobilenet_v1
 

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 import tfgrow
-from tests import graph_fixtures as graphs
-from tests.launcher_helpers import run_module
+from tests.fixtures import graphs
+from tests.fixtures.processes import run_module
 from tfgrow import cost, export
 from tfgrow.graph import count_model
 from tfgrow.masks import Temperature
@@ -171,7 +171,7 @@ def test_export_refuses_a_model_that_does_not_compute_the_grown_models_inference
 def test_launcher_grows_and_exports_keras_resnet50(tmp_path):
     # configs/experiments/fashion_mnist_keras_resnet50_grow.gin under tiny.gin: 10 steps of a
     # keras.applications.ResNet50 on Fashion-MNIST (28x28x1, zero-padded to 32x32 in the model).
-    from tfgrow.train.checkpoint import restore_network
+    from tfgrow.run_export import restore_network
 
     model_dir, saved = tmp_path / "run", tmp_path / "saved"
     trained = run_module(

@@ -10,9 +10,9 @@ import pytest
 from absl import flags
 
 from benchmarks.bad_inputs import captured_output, ctrl_c_raises
+from tests.fixtures.processes import REPO
 from tfgrow import cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
 MORPHNET = "configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin"
 TINY = "configs/tiny.gin"

@@ -1,14 +1,12 @@
 """configs/models/*.gin of the plain builders: each one include away from a model of its family."""
 
-import os
-
 import gin
 import pytest
 
+from tests.fixtures.processes import REPO
 from tfgrow import config
 from tfgrow.graph import analyze
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # config -> (builder, name of the model it builds)
 CONFIGS = {
     "vgg16_bn": ("vgg16_bn", "vgg16_bn"),

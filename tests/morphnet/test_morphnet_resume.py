@@ -11,7 +11,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.test_launcher import REPO, launch
+from tests.fixtures.processes import REPO, launch
 
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin"
 # 4 steps per epoch; a 2-epoch shrink phase (checkpoints 4 and 8), then 2 epochs of the final

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.launcher_helpers import run_module
+from tests.fixtures.processes import run_module
 from tfgrow.masks import Temperature
 from tfgrow.models import basic3resnet
 from tfgrow.plots import growing, run
 from tfgrow.plots.events import read_scalars
 from tfgrow.plots.scalars import architecture_scalars, stage_of
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.fixtures.processes import REPO
 
 FIT_64 = """
 import keras

@@ -9,7 +9,8 @@ import pytest
 from absl import logging
 
 from benchmarks.bad_inputs import captured_output
-from tfgrow.train import loop, progress
+from tfgrow.train import progress
+from tfgrow.train.run_directory import write_json
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +84,7 @@ def test_durations_are_hours_minutes_seconds():
 
 def test_summary_json_holds_null_where_a_number_is_not_finite(tmp_path):
     path = str(tmp_path / "summary.json")
-    loop._write_json(
+    write_json(
         path,
         {
             "eval_accuracy": float("nan"),

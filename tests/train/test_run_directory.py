@@ -11,14 +11,13 @@ import gin
 import pytest
 import tensorflow as tf
 
-from tests.test_fault_tolerance import _network_and_trainer
-from tests.test_launcher import launch
+from tests.fixtures.processes import REPO, launch
+from tests.fixtures.runs import network_and_trainer
 from tfgrow import config as config_lib
 from tfgrow.train import loop
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, WallClock, make_checkpoint
 from tfgrow.train.run_directory import RECORD_FILE, RunDirectory, RunDirectoryError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
 # Two steps of 32 examples and one evaluation batch: the smallest run that checkpoints.
 TINY = [
@@ -144,7 +143,7 @@ def test_a_multi_worker_process_that_is_not_the_chief_checks_the_chiefs_record(f
 
 
 def _saved_checkpoints(directory, clock=None):
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     checkpoints = RunCheckpoints(make_checkpoint(network, trainer), str(directory), clock=clock)
     checkpoints.save(1)
     checkpoints.save(2)
@@ -161,7 +160,7 @@ def test_an_unreadable_checkpoint_state_file_is_an_error_not_a_restart(tmp_path,
         state_file.write_bytes(b"\x00\x17 not a checkpoint state {")
     else:
         os.remove(state_file)
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     with pytest.raises(CheckpointError) as error:
         RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
     message = str(error.value)
@@ -177,7 +176,7 @@ def test_temporary_folders_left_by_a_kill_are_removed_on_restart(tmp_path):
     (tmp_path / "ckpt-3_temp" / "part-00000-of-00001.index").write_bytes(b"half")
     (tmp_path / "checkpoint.tmp0123abcd").write_text("half")
 
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     checkpoints = RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == kept
     assert checkpoints.restore() == str(tmp_path / "ckpt-2")
@@ -192,7 +191,7 @@ def test_wall_time_adds_up_over_resumes(tmp_path):
     assert elapsed >= 0.3
 
     resumed = WallClock()
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path), clock=resumed).restore()
     # The resumed session starts from the saved time, not from zero.
     assert elapsed <= resumed.seconds() < elapsed + 5.0

@@ -31,7 +31,8 @@ from absl import logging
 from tfgrow.budget import Budget
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting
-from tfgrow.train import loop, plain
+from tfgrow.train import plain
+from tfgrow.train.schedules import learning_rate_schedule
 
 
 @gin.configurable(module="tfgrow")
@@ -63,7 +64,7 @@ class MagnitudePruning:
 
 
 def _tf_keras_schedule(tf_keras, schedule):
-    """A Keras 3 learning-rate schedule (`loop.learning_rate_schedule`) as a tf_keras one."""
+    """A Keras 3 learning-rate schedule (`tfgrow.train.schedules`) as a tf_keras one."""
 
     class Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
         def __call__(self, step):
@@ -79,7 +80,7 @@ def _compile(tf_keras, model, baseline, total_steps):
     weight_decay = float(baseline.weight_decay)
     variables = [v for v in model.trainable_weights if "kernel" in v.name]
     model.add_loss(lambda: 0.5 * weight_decay * tf.add_n([tf.reduce_sum(v * v) for v in variables]))
-    schedule = loop.learning_rate_schedule(total_steps, baseline.learning_rate, baseline.schedule)
+    schedule = learning_rate_schedule(total_steps, baseline.learning_rate, baseline.schedule)
     optimizer = tf_keras.optimizers.SGD(
         _tf_keras_schedule(tf_keras, schedule), momentum=baseline.momentum
     )

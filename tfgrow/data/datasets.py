@@ -311,18 +311,7 @@ def load_dataset(
     shuffle = is_train if shuffle is None else shuffle
     drop_remainder = is_train if drop_remainder is None else drop_remainder
 
-    if name in DATASETS and not spec.variable_size:
-        images, labels = load_arrays(name, split, data_dir)
-        images, labels = images[:max_examples], labels[:max_examples]
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        buffer_size = len(labels)
-    else:
-        ds = _tfds_load(
-            name, split, data_dir, shuffle_files=shuffle, seed=seed, encoded=spec.variable_size
-        )
-        if max_examples:
-            ds = ds.take(max_examples)
-        buffer_size = _STREAM_SHUFFLE_BUFFER
+    ds, buffer_size = _examples(name, split, spec, data_dir, max_examples, shuffle, seed)
     if shuffle:
         ds = ds.shuffle(max(buffer_size, 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -347,6 +336,21 @@ def load_dataset(
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip((ds, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(name, split, spec, data_dir, max_examples, shuffle, seed):
+    """(unbatched examples of the split, their shuffle buffer size): arrays held in memory for
+    the fixed-size datasets of `DATASETS`, streamed from tfds otherwise."""
+    if name in DATASETS and not spec.variable_size:
+        images, labels = load_arrays(name, split, data_dir)
+        images, labels = images[:max_examples], labels[:max_examples]
+        return tf.data.Dataset.from_tensor_slices((images, labels)), len(labels)
+    ds = _tfds_load(
+        name, split, data_dir, shuffle_files=shuffle, seed=seed, encoded=spec.variable_size
+    )
+    if max_examples:
+        ds = ds.take(max_examples)
+    return ds, _STREAM_SHUFFLE_BUFFER
 
 
 def augment_images(images, seed, *, flip, pad=4):

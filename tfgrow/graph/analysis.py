@@ -135,7 +135,7 @@ class ChannelGraph:
 
     def cost(self, widths, resource):
         """Exact METHOD.md §2 resource of the network with these group widths (Python int)."""
-        _check_resource(resource)
+        check_resource(resource)
         total = 0
         for term in self.cost_terms:
             c_in = self.layout_width(term.input_layout, widths)
@@ -195,7 +195,8 @@ class UnsupportedLayerError(ValueError):
     """A layer the channel analysis cannot handle; the message names it and says what to do."""
 
 
-def _check_resource(resource):
+def check_resource(resource):
+    """Raises ValueError unless `resource` is one of `RESOURCES`."""
     if resource not in RESOURCES:
         raise ValueError(
             f"Expected resource (regularizer) in {RESOURCES}. Received: {resource!r}. Use "
@@ -255,83 +256,83 @@ def analyze(model, tied_layers=()):
     Raises:
         UnsupportedLayerError: (a ValueError) for a layer the analysis cannot handle.
     """
-    sources = _UnionFind()
-    source_sizes, source_names, source_fixed = [], [], {}
-    layouts = {}  # id(KerasTensor) -> tuple of sources
-    input_layouts, output_layouts, gamma_layouts = {}, {}, []
-    raw_terms, width_layers = [], []
-    seen_layers = set()
+    walk = _Walk()
+    for layer, node in nodes_in_order(model):
+        walk.visit(layer, node)
+    for first, second in tied_layers:
+        for name in (first, second):
+            if name not in walk.output_layouts:
+                raise ValueError(
+                    f"Expected tied layers among the model's layers. Received: {name!r} (pair "
+                    f"{(first, second)!r}); the model has {list(walk.output_layouts)[:6]}..."
+                )
+        walk.tie(model.get_layer(second), walk.output_layouts[first], walk.output_layouts[second])
+    for tensor in model.outputs:
+        for source in walk.layouts[id(tensor)]:
+            walk.source_fixed.setdefault(source, "model output")
+    return walk.channel_graph()
 
-    def new_source(name, size, fixed_reason=None):
-        index = sources.add()
-        source_sizes.append(int(size))
-        source_names.append(name)
+
+class _Walk:
+    """The analysis' state while it walks the graph: channel *sources* (one per producer or
+    input, merged by ties into groups) and the layout of every tensor as a tuple of sources."""
+
+    def __init__(self):
+        self.sources = _UnionFind()
+        self.source_sizes, self.source_names, self.source_fixed = [], [], {}
+        self.layouts = {}  # id(KerasTensor) -> tuple of sources
+        self.input_layouts, self.output_layouts, self.gamma_layouts = {}, {}, []
+        self.raw_terms, self.width_layers = [], []
+        self.seen_layers = set()
+
+    def new_source(self, name, size, fixed_reason=None):
+        index = self.sources.add()
+        self.source_sizes.append(int(size))
+        self.source_names.append(name)
         if fixed_reason:
-            source_fixed[index] = fixed_reason
+            self.source_fixed[index] = fixed_reason
         return index
 
-    def tie(layer, first, second):
-        if len(first) != len(second) or any(
-            source_sizes[a] != source_sizes[b] for a, b in zip(first, second)
-        ):
+    def tie(self, layer, first, second):
+        sizes, names = self.source_sizes, self.source_names
+        if len(first) != len(second) or any(sizes[a] != sizes[b] for a, b in zip(first, second)):
             raise _error(
                 layer,
                 "its inputs' channels come from differently split sources "
-                f"({[source_names[s] for s in first]} vs {[source_names[s] for s in second]}); "
+                f"({[names[s] for s in first]} vs {[names[s] for s in second]}); "
                 "tie whole layer outputs only (e.g. add a 1x1 conv before the merge)",
             )
         for a, b in zip(first, second):
-            sources.union(a, b)
+            self.sources.union(a, b)
 
-    for layer, node in nodes_in_order(model):
+    def visit(self, layer, node):
+        """Records the layout of the node's output (and its cost term, gamma, ties)."""
         if isinstance(layer, keras.Model):
             raise _error(layer, "nested models are not analysed; build one flat functional model")
-        if layer.name in seen_layers:
+        if layer.name in self.seen_layers:
             raise _error(layer, "it is called more than once (shared layers are not supported)")
-        seen_layers.add(layer.name)
-        inputs = [layouts[id(t)] for t in node.input_tensors]
+        self.seen_layers.add(layer.name)
+        inputs = [self.layouts[id(t)] for t in node.input_tensors]
         out_shape = node.outputs[0].shape
         layout_in = inputs[0] if inputs else ()
+        out = self._output_layout(layer, node, inputs, layout_in, out_shape)
+        if len(node.outputs) != 1:
+            raise _error(layer, "layers with several outputs are not supported")
+        width = sum(self.source_sizes[s] for s in out)
+        if width != out_shape[-1]:
+            raise _error(
+                layer, f"channel bookkeeping found {width} channels, the layer has {out_shape[-1]}"
+            )
+        self.layouts[id(node.outputs[0])] = out
+        self.input_layouts[layer.name] = layout_in
+        self.output_layouts[layer.name] = out
+
+    def _output_layout(self, layer, node, inputs, layout_in, out_shape):
         if isinstance(layer, L.InputLayer):
-            out = (new_source(layer.name, out_shape[-1], "model input"),)
-        elif isinstance(layer, PRODUCERS):
-            if isinstance(layer, L.Conv2D) and not isinstance(layer, L.SeparableConv2D):
-                if getattr(layer, "groups", 1) != 1:
-                    raise _error(layer, "grouped convolutions are not supported; use groups=1")
-            if getattr(layer, "data_format", "channels_last") != "channels_last":
-                raise _error(layer, "only channels_last is supported")
-            if isinstance(layer, L.Dense):
-                units = layer.units
-                positions = math.prod(d for d in out_shape[1:-1]) if len(out_shape) > 2 else 1
-                kernel = (1, 1)
-            else:
-                units = layer.filters
-                positions = _spatial(out_shape, layer)
-                kernel = tuple(layer.kernel_size)
-            out = (new_source(layer.name, units),)
-            kh, kw = kernel
-            if isinstance(layer, L.SeparableConv2D):
-                if layer.depth_multiplier != 1:
-                    raise _error(layer, "depth_multiplier must be 1")
-                raw_terms.append(
-                    (
-                        layer.name,
-                        "depthwise",
-                        2 * positions * kh * kw,
-                        kh * kw,
-                        layout_in,
-                        layout_in,
-                    )
-                )
-                raw_terms.append(
-                    (layer.name + "/pointwise", "conv", 2 * positions, 1, layout_in, out)
-                )
-            else:
-                raw_terms.append(
-                    (layer.name, "conv", 2 * positions * kh * kw, kh * kw, layout_in, out)
-                )
-            width_layers.append(layer.name)
-        elif isinstance(layer, L.DepthwiseConv2D):
+            return (self.new_source(layer.name, out_shape[-1], "model input"),)
+        if isinstance(layer, PRODUCERS):
+            return self._producer(layer, layout_in, out_shape)
+        if isinstance(layer, L.DepthwiseConv2D):
             if layer.depth_multiplier != 1:
                 raise _error(
                     layer,
@@ -340,116 +341,131 @@ def analyze(model, tied_layers=()):
                 )
             kh, kw = layer.kernel_size
             positions = _spatial(out_shape, layer)
-            out = layout_in
-            raw_terms.append((layer.name, "depthwise", 2 * positions * kh * kw, kh * kw, out, out))
-            width_layers.append(layer.name)
-        elif isinstance(layer, L.BatchNormalization):
+            self.raw_terms.append(
+                (layer.name, "depthwise", 2 * positions * kh * kw, kh * kw, layout_in, layout_in)
+            )
+            self.width_layers.append(layer.name)
+            return layout_in
+        if isinstance(layer, L.BatchNormalization):
             axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
             if axis not in (-1, len(out_shape) - 1):
                 raise _error(
                     layer,
                     f"it normalises axis {layer.axis}; only the last (channel) axis is supported",
                 )
-            out = layout_in
             if layer.scale:
-                gamma_layouts.append((layer.name, out))
-        elif isinstance(layer, TIES):
-            channel_counts = [t.shape[-1] for t in node.input_tensors]
-            full = max(channel_counts)
-            wide = []
-            for tensor_layout, count in zip(inputs, channel_counts):
-                if count == 1 and full > 1:
-                    for source in tensor_layout:
-                        source_fixed.setdefault(source, f"broadcast into {layer.name}")
-                else:
-                    wide.append(tensor_layout)
-            for other in wide[1:]:
-                tie(layer, wide[0], other)
-            out = wide[0]
-        elif isinstance(layer, L.Concatenate):
-            rank = len(out_shape)
-            if layer.axis not in (-1, rank - 1):
+                self.gamma_layouts.append((layer.name, layout_in))
+            return layout_in
+        if isinstance(layer, TIES):
+            return self._merge(layer, node, inputs)
+        if isinstance(layer, L.Concatenate):
+            if layer.axis not in (-1, len(out_shape) - 1):
                 raise _error(
                     layer, f"it concatenates axis {layer.axis}; only the channel axis is supported"
                 )
-            out = tuple(s for tensor_layout in inputs for s in tensor_layout)
-        elif isinstance(layer, L.Flatten):
-            out = layout_in * math.prod(node.input_tensors[0].shape[1:-1])
-        elif isinstance(layer, L.Reshape):
-            out = _reshape_layout(layer, node, layout_in, source_sizes)
-        elif isinstance(layer, PASS_THROUGH):
+            return tuple(s for tensor_layout in inputs for s in tensor_layout)
+        if isinstance(layer, L.Flatten):
+            return layout_in * math.prod(node.input_tensors[0].shape[1:-1])
+        if isinstance(layer, L.Reshape):
+            return _reshape_layout(layer, node, layout_in, self.source_sizes)
+        if isinstance(layer, PASS_THROUGH):
             if isinstance(layer, L.GlobalAveragePooling2D | L.GlobalMaxPooling2D):
                 if layer.data_format != "channels_last":
                     raise _error(layer, "only channels_last is supported")
-            out = layout_in
-        elif isinstance(layer, FIXED_PASS_THROUGH):
+            return layout_in
+        if isinstance(layer, FIXED_PASS_THROUGH):
             for source in layout_in:
-                source_fixed.setdefault(source, f"passes through {layer.name}")
-            out = layout_in
+                self.source_fixed.setdefault(source, f"passes through {layer.name}")
+            return layout_in
+        raise _error(
+            layer,
+            "this layer type is not supported. Supported: Conv2D, DepthwiseConv2D, "
+            "SeparableConv2D, Dense, BatchNormalization, Add/Multiply and other merges, "
+            "Concatenate, pooling, padding, activations, dropout, Reshape/Flatten. Replace "
+            "it with those, or keep it out of the analysed model",
+        )
+
+    def _producer(self, layer, layout_in, out_shape):
+        """A conv/dense layer: a new source, and its cost term(s)."""
+        if isinstance(layer, L.Conv2D) and not isinstance(layer, L.SeparableConv2D):
+            if getattr(layer, "groups", 1) != 1:
+                raise _error(layer, "grouped convolutions are not supported; use groups=1")
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            raise _error(layer, "only channels_last is supported")
+        if isinstance(layer, L.Dense):
+            units = layer.units
+            positions = math.prod(d for d in out_shape[1:-1]) if len(out_shape) > 2 else 1
+            kh, kw = (1, 1)
         else:
-            raise _error(
-                layer,
-                "this layer type is not supported. Supported: Conv2D, DepthwiseConv2D, "
-                "SeparableConv2D, Dense, BatchNormalization, Add/Multiply and other merges, "
-                "Concatenate, pooling, padding, activations, dropout, Reshape/Flatten. Replace "
-                "it with those, or keep it out of the analysed model",
+            units = layer.filters
+            positions = _spatial(out_shape, layer)
+            kh, kw = tuple(layer.kernel_size)
+        out = (self.new_source(layer.name, units),)
+        if isinstance(layer, L.SeparableConv2D):
+            if layer.depth_multiplier != 1:
+                raise _error(layer, "depth_multiplier must be 1")
+            self.raw_terms.append(
+                (layer.name, "depthwise", 2 * positions * kh * kw, kh * kw, layout_in, layout_in)
             )
-        if len(node.outputs) != 1:
-            raise _error(layer, "layers with several outputs are not supported")
-        width = sum(source_sizes[s] for s in out)
-        if width != out_shape[-1]:
-            raise _error(
-                layer, f"channel bookkeeping found {width} channels, the layer has {out_shape[-1]}"
+            self.raw_terms.append(
+                (layer.name + "/pointwise", "conv", 2 * positions, 1, layout_in, out)
             )
-        layouts[id(node.outputs[0])] = out
-        input_layouts[layer.name] = layout_in
-        output_layouts[layer.name] = out
+        else:
+            self.raw_terms.append(
+                (layer.name, "conv", 2 * positions * kh * kw, kh * kw, layout_in, out)
+            )
+        self.width_layers.append(layer.name)
+        return out
 
-    for first, second in tied_layers:
-        for name in (first, second):
-            if name not in output_layouts:
-                raise ValueError(
-                    f"Expected tied layers among the model's layers. Received: {name!r} (pair "
-                    f"{(first, second)!r}); the model has {list(output_layouts)[:6]}..."
-                )
-        tie(model.get_layer(second), output_layouts[first], output_layouts[second])
-    for tensor in model.outputs:
-        for source in layouts[id(tensor)]:
-            source_fixed.setdefault(source, "model output")
+    def _merge(self, layer, node, inputs):
+        """Add/Multiply/...: ties the inputs' channels; a broadcast one-channel input is fixed."""
+        channel_counts = [t.shape[-1] for t in node.input_tensors]
+        full = max(channel_counts)
+        wide = []
+        for tensor_layout, count in zip(inputs, channel_counts):
+            if count == 1 and full > 1:
+                for source in tensor_layout:
+                    self.source_fixed.setdefault(source, f"broadcast into {layer.name}")
+            else:
+                wide.append(tensor_layout)
+        for other in wide[1:]:
+            self.tie(layer, wide[0], other)
+        return wide[0]
 
-    # Number the groups by their root source, in graph order.
-    roots = sorted({sources.find(s) for s in range(len(source_sizes))})
-    group_of_root = {root: g for g, root in enumerate(roots)}
+    def channel_graph(self):
+        """The `ChannelGraph`: groups numbered by their root source, in graph order."""
+        sources = self.sources
+        roots = sorted({sources.find(s) for s in range(len(self.source_sizes))})
+        group_of_root = {root: g for g, root in enumerate(roots)}
 
-    def to_groups(layout):
-        return tuple(group_of_root[sources.find(s)] for s in layout)
+        def to_groups(layout):
+            return tuple(group_of_root[sources.find(s)] for s in layout)
 
-    num_groups = len(roots)
-    has_gamma = np.zeros(num_groups, bool)
-    for _, layout in gamma_layouts:
-        for g in to_groups(layout):
-            has_gamma[g] = True
-    fixed_reasons = {}
-    for source, reason in source_fixed.items():
-        fixed_reasons.setdefault(group_of_root[sources.find(source)], reason)
-    for g in range(num_groups):
-        if not has_gamma[g]:
-            fixed_reasons.setdefault(g, "no BatchNormalization gamma scales it")
-    fixed = np.array([g in fixed_reasons for g in range(num_groups)], bool)
-    return ChannelGraph(
-        group_names=[source_names[root] for root in roots],
-        group_sizes=np.array([source_sizes[root] for root in roots], np.int64),
-        fixed=fixed,
-        input_layouts={k: to_groups(v) for k, v in input_layouts.items()},
-        output_layouts={k: to_groups(v) for k, v in output_layouts.items()},
-        gamma_layers=[name for name, _ in gamma_layouts],
-        cost_terms=[
-            CostTerm(name, kind, int(fc), int(sc), to_groups(lin), to_groups(lout))
-            for name, kind, fc, sc, lin, lout in raw_terms
-        ],
-        width_layers={name: output_layouts[name] for name in width_layers},
-        fixed_reasons=fixed_reasons,
-    )
+        num_groups = len(roots)
+        has_gamma = np.zeros(num_groups, bool)
+        for _, layout in self.gamma_layouts:
+            for g in to_groups(layout):
+                has_gamma[g] = True
+        fixed_reasons = {}
+        for source, reason in self.source_fixed.items():
+            fixed_reasons.setdefault(group_of_root[sources.find(source)], reason)
+        for g in range(num_groups):
+            if not has_gamma[g]:
+                fixed_reasons.setdefault(g, "no BatchNormalization gamma scales it")
+        return ChannelGraph(
+            group_names=[self.source_names[root] for root in roots],
+            group_sizes=np.array([self.source_sizes[root] for root in roots], np.int64),
+            fixed=np.array([g in fixed_reasons for g in range(num_groups)], bool),
+            input_layouts={k: to_groups(v) for k, v in self.input_layouts.items()},
+            output_layouts={k: to_groups(v) for k, v in self.output_layouts.items()},
+            gamma_layers=[name for name, _ in self.gamma_layouts],
+            cost_terms=[
+                CostTerm(name, kind, int(fc), int(sc), to_groups(lin), to_groups(lout))
+                for name, kind, fc, sc, lin, lout in self.raw_terms
+            ],
+            width_layers={name: self.output_layouts[name] for name in self.width_layers},
+            fixed_reasons=fixed_reasons,
+        )
 
 
 def _reshape_layout(layer, node, layout_in, source_sizes):

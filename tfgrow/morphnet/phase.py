@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfgrow import cost as cost_lib
 from tfgrow.graph import counting
 from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
+from tfgrow.train.errors import NonFiniteLossError
 from tfgrow.train.progress import Progress, steps_per_epoch_of
 
 
@@ -216,8 +217,6 @@ class Phase:
 
 
 def _non_finite_loss(phase, step, value):
-    from tfgrow.train.loop import NonFiniteLossError
-
     return NonFiniteLossError(
         f"Non-finite training loss in {phase} at step {step}: {value}. Lower the learning rate "
         "or tfgrow.MorphNet.strength, or check the input data."

@@ -36,7 +36,7 @@ class GammaRegularizer:
     """
 
     def __init__(self, model, graph, resource="flops", gamma_threshold=1e-2):
-        graph_lib._check_resource(resource)
+        graph_lib.check_resource(resource)
         if not gamma_threshold > 0:
             raise ValueError(
                 f"Expected a positive gamma_threshold (1e-2 is a sensible default). Received: "

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting, slicing
 from tfgrow.morphnet import checkpoints as checkpoints_lib
@@ -29,9 +30,11 @@ from tfgrow.morphnet import expand as expand_lib
 from tfgrow.morphnet import phase as phase_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
 from tfgrow.train.checkpoint import WallClock, skip_epochs
+from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.saving import save_model_atomically
+from tfgrow.train.schedules import optimizer_learning_rate
+from tfgrow.train.strategy import make_strategy
 
-METHODS = ("morphnet", "width_multiplier")
 REGULARIZERS = graph_lib.RESOURCES  # ("flops", "size")
 
 
@@ -125,24 +128,12 @@ def run(
     `run_directory` is the `RunDirectory` `tfgrow.train` claimed; the run records its settings.
     Every epoch of every phase is checkpointed; a killed run resumes where it stopped.
     """
-    from tfgrow.train import loop  # the gin root; imported here (it dispatches to this module)
-
-    if epochs <= 0 or global_batch_size <= 0:
-        raise ValueError(
-            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
-            f"global_batch_size={global_batch_size}"
-        )
-    settings = MorphNet()
-    if method == "morphnet" and settings.strength is None:
-        raise ValueError(
-            "Expected tfgrow.MorphNet.strength for method 'morphnet'. Received: None. Set e.g. "
-            "--gin_bindings='tfgrow.MorphNet.strength=1e-8'"
-        )
-    strategy = strategy or loop.make_strategy()
+    settings = _checked_settings(method, epochs, global_batch_size)
+    strategy = strategy or make_strategy()
     clock = WallClock()
     keras.utils.set_random_seed(seed)
     tf.io.gfile.makedirs(model_dir)
-    info, train_data, eval_data = loop._load_data(
+    info, train_data, eval_data = load_run_data(
         dataset,
         data_dir,
         global_batch_size,
@@ -155,53 +146,33 @@ def run(
     steps_per_epoch = max(1, num_train // global_batch_size)
     with strategy.scope():
         seed_model = model_fn(info.input_shape, info.num_classes)
-    graph = graph_lib.analyze(seed_model)
-    resource = settings.regularizer
+    graph, seed_cost, target = _analyse_seed(seed_model, settings)  # checks the target
     seed_widths = graph.full_widths()
-    seed_cost = graph.cost(seed_widths, resource)
-    target = settings.target_fraction * seed_cost
-    expand_lib.check_target(graph, target, resource)  # before any training
-    _log_seed(seed_model, graph, resource, seed_cost, target)
-    loop._write_operative_config(model_dir)
+    write_operative_config(model_dir)
     run_directory.record()
-    phases = _Phases(
-        model_dir,
-        strategy,
-        strategy.experimental_distribute_dataset(train_data),
-        strategy.experimental_distribute_dataset(eval_data),
-        phase_lib.Ledger(global_batch_size, graph.cost(seed_widths, "flops")),
-        clock,
-        dict(
-            global_batch_size=global_batch_size,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            log_every_steps=log_every_steps,
-            seed_cost=seed_cost,
-        ),
+    options = dict(
+        global_batch_size=global_batch_size,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        log_every_steps=log_every_steps,
+        seed_cost=seed_cost,
     )
+    ledger = phase_lib.Ledger(global_batch_size, graph.cost(seed_widths, "flops"))
+    phases = _Phases(model_dir, strategy, train_data, eval_data, ledger, clock, options)
     if method == "morphnet":
         current_widths, multiplier = _shrink_and_expand(
             phases, settings, seed, seed_model, graph, epochs, learning_rate, target
         )
     else:
-        multiplier, current_widths, _ = expand_lib.expand(graph, seed_widths, target, resource)
+        multiplier, current_widths, _ = expand_lib.expand(
+            graph, seed_widths, target, settings.regularizer
+        )
         logging.info("uniform width multiplier x%.4f meets the target", multiplier)
-
-    keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
-    with strategy.scope():
-        final_model = slicing.build_at_widths(seed_model, graph, current_widths)
-    rate = (
-        learning_rate
-        if schedule == "constant"
-        else loop.learning_rate_schedule(steps_per_epoch * epochs, learning_rate, schedule)
-    )
-    loop._write_json(
-        os.path.join(model_dir, "structure_final.json"), graph.structure(current_widths)
-    )
-    loop._write_operative_config(model_dir)  # again: now with the final schedule's bindings
     final_index = settings.num_iterations if method == "morphnet" else 0  # phases before it
-    evaluation = phases.train(final_index, "train", final_model, rate, epochs, current_widths)
-    save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
+    rate = optimizer_learning_rate(steps_per_epoch * epochs, learning_rate, schedule)
+    final_model, evaluation = _train_final(
+        phases, final_index, seed_model, graph, current_widths, seed, rate, epochs
+    )
     run = {
         "method": method,
         "dataset": dataset,
@@ -212,8 +183,49 @@ def run(
     summary = _summary(
         run, settings, seed_model, final_model, graph, current_widths, target, phases, evaluation
     )
-    loop._write_json(os.path.join(model_dir, "summary.json"), summary)
+    write_json(os.path.join(model_dir, "summary.json"), summary)
     return summary
+
+
+def _checked_settings(method, epochs, global_batch_size):
+    """The gin-configured `MorphNet` settings, checked against the run's method and sizes."""
+    if epochs <= 0 or global_batch_size <= 0:
+        raise ValueError(
+            f"Expected positive epochs and global_batch_size. Received: epochs={epochs}, "
+            f"global_batch_size={global_batch_size}"
+        )
+    settings = MorphNet()
+    if method == "morphnet" and settings.strength is None:
+        raise ValueError(
+            "Expected tfgrow.MorphNet.strength for method 'morphnet'. Received: None. Set e.g. "
+            "--gin_bindings='tfgrow.MorphNet.strength=1e-8'"
+        )
+    return settings
+
+
+def _train_final(phases, index, seed_model, graph, widths, seed, rate, epochs):
+    """Builds the final network at `widths`, trains it (phase `index`) from scratch and saves it;
+    (the final model, its evaluation)."""
+    keras.utils.set_random_seed(seed + 1)  # the final network starts from a fresh initialisation
+    with phases.strategy.scope():
+        final_model = slicing.build_at_widths(seed_model, graph, widths)
+    model_dir = phases.model_dir
+    write_json(os.path.join(model_dir, "structure_final.json"), graph.structure(widths))
+    write_operative_config(model_dir)  # again: now with the final schedule's bindings
+    evaluation = phases.train(index, "train", final_model, rate, epochs, widths)
+    save_model_atomically(final_model, os.path.join(model_dir, "final_model.keras"))
+    return final_model, evaluation
+
+
+def _analyse_seed(seed_model, settings):
+    """(channel graph, seed cost, target cost) of the seed; stops on an unreachable target."""
+    graph = graph_lib.analyze(seed_model)
+    resource = settings.regularizer
+    seed_cost = graph.cost(graph.full_widths(), resource)
+    target = settings.target_fraction * seed_cost
+    expand_lib.check_target(graph, target, resource)  # before any training
+    _log_seed(seed_model, graph, resource, seed_cost, target)
+    return graph, seed_cost, target
 
 
 def _log_seed(seed_model, graph, resource, seed_cost, target):
@@ -237,11 +249,11 @@ class _Phases:
     the progress) and restores the phase it stopped in.
     """
 
-    def __init__(self, model_dir, strategy, dist_train, dist_eval, ledger, clock, options):
+    def __init__(self, model_dir, strategy, train_data, eval_data, ledger, clock, options):
         self.model_dir = model_dir
         self.strategy = strategy
-        self.dist_train = dist_train
-        self.dist_eval = dist_eval
+        self.dist_train = strategy.experimental_distribute_dataset(train_data)
+        self.dist_eval = strategy.experimental_distribute_dataset(eval_data)
         self.ledger = ledger
         self.options = options
         self.checkpoints = checkpoints_lib.PhaseCheckpoints(
@@ -283,8 +295,6 @@ class _Phases:
 
     def train(self, index, name, model, rate, epochs, widths, regularizer=None, strength=0.0):
         """Trains (or resumes) phase `index` on `model` (built at `widths`); returns its eval."""
-        from tfgrow.train.loop import _write_json as write_json  # loop dispatches to this module
-
         options = self.options
         phase = phase_lib.Phase(
             name,

@@ -39,7 +39,7 @@ from absl import logging
 from tfgrow import cost as cost_lib
 from tfgrow.growing.update import GrowthUpdate, check_relaxation, keras_step
 from tfgrow.masks import Temperature
-from tfgrow.train.loop import NonFiniteLossError
+from tfgrow.train.errors import NonFiniteLossError
 
 
 def inference_settings(network):

@@ -17,7 +17,6 @@ checkpoints without a state file, stop the run: restarting from step 0 would ove
 `WallClock` keeps the run's wall time in its checkpoints, so `wall_time_s` adds up over resumes.
 """
 
-import inspect
 import os
 import time
 
@@ -252,55 +251,3 @@ def _number(path):
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else repr(error)
-
-
-def restore_network(model_dir):
-    """Rebuilds a run's network from `model_dir/operative_config.gin` and its latest checkpoint.
-
-    Replaces the process' gin configuration with the run's (call it from a launcher or a test,
-    not in the middle of a training run).
-
-    Returns:
-        (network, temperature, epoch, checkpoint path): the network's inference at the end of the
-        run is `network.deterministic_context(temperature, epoch)`, as in the trainer's eval.
-    """
-    from tfgrow import config as config_lib
-    from tfgrow import data as data_lib
-    from tfgrow.masks import Temperature
-    from tfgrow.train import loop
-
-    config_path = os.path.join(model_dir, "operative_config.gin")
-    if not tf.io.gfile.exists(config_path):
-        raise CheckpointError(f"Expected the run's gin config {config_path}. Received: no file.")
-    gin.clear_config()
-    config_lib.parse([config_path], [])
-    settings = {
-        name: parameter.default
-        for name, parameter in inspect.signature(loop.train).parameters.items()
-    }
-    settings.update(gin.get_bindings("tfgrow.train"))
-    info = data_lib.dataset_info(settings["dataset"], data_dir=settings["data_dir"])
-    network = settings["model_fn"](
-        info.input_shape, info.num_classes, growing=settings["method"] == "grow"
-    )
-    network.channel_multiple = int(settings["channel_multiple"])
-    trainer_state = tf.Module()
-    trainer_state.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoints = RunCheckpoints(
-        make_checkpoint(network, trainer_state),
-        os.path.join(model_dir, "checkpoints"),
-        read_only=True,
-    )
-    path = checkpoints.restore()
-    if path is None:
-        raise CheckpointError(
-            f"Expected a checkpoint in {os.path.join(model_dir, 'checkpoints')}. Received: none."
-        )
-    num_train = min(info.num_train, settings["max_train_examples"] or info.num_train)
-    steps_per_epoch = max(1, num_train // settings["global_batch_size"])
-    epochs = settings["epochs"]
-    temperature = Temperature(
-        settings["beta0"], settings["final_temperature"], settings["temperature_mode"], epochs
-    )
-    epoch = float(trainer_state.step.numpy()) / steps_per_epoch
-    return network, temperature, epoch, path

@@ -1,73 +1,54 @@
-"""`train`: the gin-configurable root of every tfgrow run (growing or full-width training).
+"""`train`: the gin-configurable root of every tfgrow run (growing, full, MorphNet, baselines).
 
 The launcher parses gin files and calls `train(model_dir=...)`; library code reads no flags.
-Per step: sample, run the compact step, accumulate training FLOPs. Every `Budget.update_steps`
-steps: refresh lambda from the cost of H(s). Per epoch: evaluate H(s) on the test split, log to
-the console and TensorBoard, checkpoint. At the end: `summary.json`.
+`train` checks the settings, claims the run directory, and runs the method: the growing ones
+("grow", "full", "random") with `tfgrow.train.growing_run.GrowingRun`, MorphNet's with
+`tfgrow.morphnet.run`, the plain baselines with `tfgrow.baselines.<method>` (method names:
+`tfgrow.train.methods`).
 """
 
-import importlib
-import json
-import math
-import os
-import time
-
 import gin
-import keras
-import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
-from absl import logging
 
-from tfgrow import data as data_lib
-from tfgrow.baselines import random_sampling
-from tfgrow.budget import Budget
-from tfgrow.masks import RELAXATIONS, TEMPERATURE_MODES, Temperature
-from tfgrow.plots import run as plots_lib
-from tfgrow.train import reporting, validation
+from tfgrow.baselines import direct_design, l1_pruning, magnitude_pruning, uniform
+from tfgrow.masks import RELAXATIONS, TEMPERATURE_MODES
+from tfgrow.morphnet import run as morphnet_run
 from tfgrow.train import strategy as strategy_lib
-from tfgrow.train.capacity import CapacityPlanner
-from tfgrow.train.checkpoint import RunCheckpoints, WallClock, make_checkpoint, skip_epochs
-from tfgrow.train.progress import Progress, describe_run
+from tfgrow.train import validation
+from tfgrow.train.growing_run import GrowingRun
+from tfgrow.train.methods import METHODS, MORPHNET_METHODS, NETWORK_METHODS, PLAIN_BASELINES
+from tfgrow.train.progress import describe_run
 from tfgrow.train.run_directory import RunDirectory
+from tfgrow.train.schedules import SCHEDULES
 from tfgrow.train.strategy import make_strategy
-from tfgrow.train.trainer import Trainer
 
-MORPHNET_METHODS = ("morphnet", "width_multiplier")  # run by tfgrow.morphnet.run
-# Baselines on stock Keras models, each run by tfgrow.baselines.<method> (METHOD.md §1.9).
-PLAIN_BASELINES = ("uniform", "direct_design", "l1_pruning", "magnitude_pruning")
-# "random" is the growing trainer with fixed probabilities (tfgrow.baselines.random_sampling).
-METHODS = ("grow", "full", "random") + MORPHNET_METHODS + PLAIN_BASELINES
-# Methods whose model_fn builds a tfgrow GrowingNetwork (direct design rebuilds its source's).
-NETWORK_METHODS = ("grow", "full", "random", "direct_design")
-SCHEDULES = ("cosine", "step", "constant")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when a training step's loss is NaN or infinite."""
-
-
-@gin.configurable(module="tfgrow")
-def learning_rate_schedule(total_steps, base=0.1, kind="cosine", boundaries=(0.5, 0.75), decay=0.1):
-    """A Keras learning-rate schedule over `total_steps`.
-
-    Args:
-        total_steps: steps of the whole run.
-        base: initial learning rate.
-        kind: "cosine" (to 0 at the end), "step" (times `decay` at each fraction in
-            `boundaries` of the run) or "constant".
-        boundaries: fractions of the run where the step schedule decays.
-        decay: the step schedule's factor.
-    """
-    if kind not in SCHEDULES:
-        raise ValueError(f"Expected schedule kind in {SCHEDULES}. Received: kind={kind!r}")
-    if kind == "cosine":
-        return keras.optimizers.schedules.CosineDecay(base, max(1, total_steps))
-    if kind == "step":
-        steps = [int(b * total_steps) for b in boundaries]
-        values = [base * decay**i for i in range(len(steps) + 1)]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
-    return lambda step: tf.constant(base, tf.float32)
+# The runner of every method `train` does not run itself, each `(**settings) -> summary`.
+RUNNERS = {
+    "morphnet": morphnet_run.run,
+    "width_multiplier": morphnet_run.run,
+    "uniform": uniform.run,
+    "direct_design": direct_design.run,
+    "l1_pruning": l1_pruning.run,
+    "magnitude_pruning": magnitude_pruning.run,
+}
+# Arguments of `train` the stock-Keras runners (MorphNet, plain baselines) take besides model_fn,
+# strategy and the run directory; the growing settings do not apply to them.
+PLAIN_RUN_ARGUMENTS = (
+    "model_dir",
+    "method",
+    "dataset",
+    "epochs",
+    "global_batch_size",
+    "learning_rate",
+    "schedule",
+    "momentum",
+    "weight_decay",
+    "seed",
+    "data_dir",
+    "max_train_examples",
+    "max_eval_examples",
+    "log_every_steps",
+    "mock_data_if_missing",
+)
 
 
 @gin.configurable(module="tfgrow", denylist=["model_dir"])
@@ -163,6 +144,7 @@ def train(
     )
     run_directory = RunDirectory(model_dir, strategy_lib.output_dir(strategy, model_dir))
     run_directory.claim(arguments)  # a directory holding another run stops here, untouched
+    settings = dict(arguments, model_fn=model_fn, strategy=strategy)
     if method in MORPHNET_METHODS + PLAIN_BASELINES:
         if num_train:
             describe_run(
@@ -174,254 +156,15 @@ def train(
                 global_batch_size,
                 strategy.num_replicas_in_sync,
             )
-        from tfgrow.morphnet import run as morphnet_run
+        return _run_stock_keras(settings, run_directory)
+    return GrowingRun(settings, run_directory).train()
 
-        runner = (
-            morphnet_run.run
-            if method in MORPHNET_METHODS
-            else importlib.import_module(f"tfgrow.baselines.{method}").run
-        )
-        return runner(
-            model_dir=model_dir,
-            method=method,
-            model_fn=model_fn,
-            dataset=dataset,
-            epochs=epochs,
-            global_batch_size=global_batch_size,
-            learning_rate=learning_rate,
-            schedule=schedule,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            seed=seed,
-            data_dir=data_dir,
-            max_train_examples=max_train_examples,
-            max_eval_examples=max_eval_examples,
-            log_every_steps=log_every_steps,
-            mock_data_if_missing=mock_data_if_missing,
-            strategy=strategy,
-            run_directory=run_directory,
-        )
-    growing = method in ("grow", "random")
-    budget = Budget()
-    temperature = Temperature(beta0, final_temperature, temperature_mode, float(epochs))
-    keras.utils.set_random_seed(seed)
 
-    info, train_data, eval_data = _load_data(
-        dataset,
-        data_dir,
-        global_batch_size,
-        seed,
-        max_train_examples,
-        max_eval_examples,
-        mock_data_if_missing,
+def _run_stock_keras(settings, run_directory):
+    """Hands a MorphNet or plain-baseline run to its runner; returns the summary."""
+    return RUNNERS[settings["method"]](
+        model_fn=settings["model_fn"],
+        strategy=settings["strategy"],
+        run_directory=run_directory,
+        **{name: settings[name] for name in PLAIN_RUN_ARGUMENTS},
     )
-    num_train = min(info.num_train, max_train_examples or info.num_train)
-    steps_per_epoch = max(1, num_train // global_batch_size)
-    total_steps = steps_per_epoch * epochs
-
-    with strategy.scope():
-        model = model_fn(info.input_shape, info.num_classes, growing=growing)
-        model.channel_multiple = int(channel_multiple)
-        if method == "random":  # every structure drawn with p = the budget target; logits frozen
-            random_sampling.prepare(model, budget.target, seed)
-            mask_learning_rate = 0.0
-        weight_schedule = learning_rate_schedule(total_steps, learning_rate, schedule)
-        mask_schedule = (
-            weight_schedule
-            if mask_learning_rate is None
-            else learning_rate_schedule(total_steps, mask_learning_rate, schedule)
-        )
-        trainer = Trainer(
-            model,
-            strategy,
-            global_batch_size,
-            steps_per_epoch,
-            weight_schedule,
-            mask_schedule,
-            temperature,
-            momentum,
-            weight_decay,
-            mask_momentum=mask_momentum,
-            relaxation=relaxation,
-            seed=seed,
-            budget=budget,
-            jit_compile=jit_compile,
-        )
-    if static_capacities is None:
-        # XLA needs static shapes; TPUStrategy compiles with XLA whatever jit_compile says.
-        static_capacities = jit_compile or isinstance(strategy, tf.distribute.TPUStrategy)
-    planner = (
-        CapacityPlanner(model, temperature, capacity_sigmas, capacity_headroom)
-        if static_capacities and growing
-        else None
-    )
-    # The chief writes to model_dir; other multi-worker processes to model_dir/workers/<task>
-    # and resume from the chief's checkpoints.
-    write_dir = strategy_lib.output_dir(strategy, model_dir)
-    tf.io.gfile.makedirs(write_dir)
-    clock = WallClock()  # checkpointed: wall_time_s adds up over resumes
-    checkpoints = RunCheckpoints(
-        make_checkpoint(model, trainer),
-        os.path.join(write_dir, "checkpoints"),
-        restore_directory=os.path.join(model_dir, "checkpoints"),
-        clock=clock,
-    )
-    restored = checkpoints.restore()
-    if restored:
-        logging.info("Resumed from %s at step %d", restored, int(trainer.read("step")))
-        if planner:
-            planner.load_state(tf.convert_to_tensor(trainer.capacity_state).numpy())
-    _write_operative_config(write_dir)
-    run_directory.record()
-
-    describe_run(
-        method,
-        model.name,
-        dataset,
-        epochs,
-        steps_per_epoch,
-        global_batch_size,
-        strategy.num_replicas_in_sync,
-    )
-    progress = Progress(epochs, steps_per_epoch, log_every_steps)
-    writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
-    dist_train = strategy.experimental_distribute_dataset(train_data)
-    dist_eval = strategy.experimental_distribute_dataset(eval_data)
-    full_params, full_flops = model.full_cost()
-    start_time = time.time()
-    start_epoch = int(trainer.read("step")) // steps_per_epoch
-    skip_epochs(dist_train, start_epoch)  # the resumed epoch sees the data order it would have
-    evaluation = {}
-    step = trainer.read("step")  # mirrored on the host; no device read per step
-    if growing:
-        reporting.log_architecture(writer, model, trainer, budget, step)
-    for epoch in range(start_epoch, epochs):
-        totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-        capacities = planner.plan(epoch) if planner else None
-        progress.start_epoch(epoch)
-        for batch in dist_train:
-            results = {k: v.numpy() for k, v in trainer.train_step(batch, capacities).items()}
-            if planner:
-                planner.observe(results)
-            if not math.isfinite(results["loss_sum"]):
-                raise NonFiniteLossError(
-                    f"Non-finite training loss at step {step} (epoch {epoch}): "
-                    f"{results['loss_sum']}. Stopped before saving: the last good checkpoint "
-                    f"is {checkpoints.latest or 'none (no epoch finished)'}. Lower the learning "
-                    f"rate (received learning_rate={learning_rate}) or check the input data."
-                )
-            for key in totals:
-                totals[key] += results[key]
-            step += 1
-            details = None
-            if step % log_every_steps == 0:
-                details = reporting.log_step(writer, model, trainer, budget, step, results)
-                if growing:
-                    reporting.log_architecture(writer, model, trainer, budget, step)
-            progress.update(int(step), reporting.step_values(results), details)
-        eval_capacities = planner.eval_capacities() if planner else None
-        evaluation = evaluate(trainer, dist_eval, eval_capacities)
-        if planner:
-            trainer.capacity_state.assign(planner.state())
-        checkpoints.save(trainer.read("step"))
-        values = reporting.log_epoch(writer, model, trainer, totals, evaluation)
-        progress.end_epoch(epoch, int(trainer.read("step")), values, time.time() - start_time)
-        if growing:
-            reporting.log_architecture(writer, model, trainer, budget, step)
-            plots_lib.log_run_images(writer, write_dir, step)
-    if not evaluation:  # killed after the last checkpoint, before summary.json: resumed at the end
-        evaluation = evaluate(trainer, dist_eval, planner.eval_capacities() if planner else None)
-    run = {
-        "method": method,
-        "dataset": dataset,
-        "epochs": epochs,
-        "global_batch_size": global_batch_size,
-        "num_replicas": strategy.num_replicas_in_sync,
-        "jit_compile": bool(jit_compile),
-    }
-    if planner:
-        run["capacity_overflows"] = planner.overflow_steps
-        run["capacity_dropped"] = planner.dropped
-        run["capacities"] = planner.history[-1] if planner.history else {}
-    summary = reporting.summary(model, trainer, budget, run, evaluation, clock.seconds())
-    _write_json(os.path.join(write_dir, "summary.json"), summary)
-    if growing:
-        plots_lib.write_run_plots(write_dir)  # write_dir/plots/*.png
-    if write_dir != model_dir:
-        tf.io.gfile.rmtree(os.path.join(write_dir, "checkpoints"))  # only the chief's are kept
-    return summary
-
-
-def _load_data(dataset, data_dir, batch_size, seed, max_train, max_eval, mock_if_missing):
-    """(info, train dataset, eval dataset); falls back to mock data only when asked to."""
-
-    def load():
-        info = data_lib.dataset_info(dataset, data_dir=data_dir)
-        train_data = data_lib.load_dataset(
-            dataset,
-            "train",
-            batch_size=batch_size,
-            data_dir=data_dir,
-            seed=seed,
-            max_examples=max_train,
-        )
-        eval_data = data_lib.load_dataset(
-            dataset,
-            data_lib.eval_split(dataset),
-            batch_size=batch_size,
-            data_dir=data_dir,
-            max_examples=max_eval,
-        )
-        return info, train_data, eval_data
-
-    try:
-        return load()
-    except data_lib.DatasetNotFoundError:
-        if not mock_if_missing:
-            raise
-    logging.warning(
-        "Dataset %r is not prepared locally: training on RANDOM mock data of its shape "
-        "(tfgrow.train.mock_data_if_missing=True). Results mean nothing.",
-        dataset,
-    )
-    with tfds.testing.mock_data(num_examples=max(max_train or 0, max_eval or 0, 2 * batch_size)):
-        return load()
-
-
-def evaluate(trainer, dist_eval, capacities=None):
-    """Accuracy and loss of H(s) over a distributed dataset."""
-    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    for batch in dist_eval:
-        for key, value in trainer.eval_step(batch, capacities).items():
-            totals[key] += float(value)
-    count = max(totals["count"], 1.0)
-    return {"accuracy": totals["correct"] / count, "loss": totals["loss_sum"] / count}
-
-
-def _write_operative_config(model_dir):
-    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-        f.write(gin.config_str())
-
-
-def _write_json(path, payload):
-    """Writes JSON atomically (a temporary file renamed over the target); non-finite numbers
-    (NaN, inf) are written as null, so every JSON reader can read the file."""
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        json.dump(json_safe(payload), f, indent=2, sort_keys=True, allow_nan=False)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def json_safe(value):
-    """`value` with numpy scalars as Python numbers and non-finite floats as None."""
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise TypeError(f"Cannot serialise {type(value).__name__} to JSON")

@@ -13,10 +13,13 @@ import time
 import keras
 import tensorflow as tf
 
+from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import counting
 from tfgrow.morphnet import phase as phase_lib
-from tfgrow.train import loop
+from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.saving import save_model_atomically
+from tfgrow.train.schedules import optimizer_learning_rate
+from tfgrow.train.strategy import make_strategy
 
 FINAL_MODEL_FILE = "final_model.keras"
 
@@ -62,13 +65,13 @@ class PlainRun:
         self.weight_decay = weight_decay
         self.seed = int(seed)
         self.log_every_steps = log_every_steps
-        self.strategy = strategy or loop.make_strategy()
+        self.strategy = strategy or make_strategy()
         self.start_time = time.time()
         keras.utils.set_random_seed(self.seed)
         tf.io.gfile.makedirs(model_dir)
         if run_directory is not None:  # the `RunDirectory` tfgrow.train claimed
             run_directory.record()
-        self.info, self.train_data, self.eval_data = loop._load_data(
+        self.info, self.train_data, self.eval_data = load_run_data(
             dataset,
             data_dir,
             global_batch_size,
@@ -103,11 +106,7 @@ class PlainRun:
         """
         total_steps = self.steps_per_epoch * epochs
         base = self.learning_rate if learning_rate is None else learning_rate
-        rate = (
-            base
-            if self.schedule == "constant"
-            else loop.learning_rate_schedule(total_steps, base, self.schedule)
-        )
+        rate = optimizer_learning_rate(total_steps, base, self.schedule)
         phase = phase_lib.Phase(
             name,
             model,
@@ -168,6 +167,6 @@ class PlainRun:
             "num_compiles": ledger.num_traces,
             **extra,
         }
-        loop._write_operative_config(self.model_dir)
-        loop._write_json(os.path.join(self.model_dir, "summary.json"), summary)
+        write_operative_config(self.model_dir)
+        write_json(os.path.join(self.model_dir, "summary.json"), summary)
         return summary

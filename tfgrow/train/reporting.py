@@ -1,6 +1,6 @@
 """What a growing run reports: TensorBoard scalars, the console's values and `summary.json`.
 
-`tfgrow.train.loop.train` calls these once per logging interval (`log_step`,
+`tfgrow.train.growing_run.GrowingRun` calls these once per logging interval (`log_step`,
 `log_architecture`), once per epoch (`log_epoch`) and at the end (`summary`). Costs are counted
 by the one counter, `tfgrow.cost`, on the network's `layer_costs`.
 """

@@ -14,10 +14,14 @@ Settings that do not change what a run computes may differ (`NEUTRAL_SETTINGS`):
 read from, how often it logs, how checkpoints are kept and which strategy runs it. Epochs are not
 neutral: they set the learning-rate schedule and the temperature growth of every step, so a run
 extended from 10 to 20 epochs is not the run a 20-epoch config describes.
+
+Every trainer writes its directory's files through `write_json` (atomic; `summary.json`,
+`run_config.json`, MorphNet's structure files) and `write_operative_config`.
 """
 
 import inspect
 import json
+import math
 import os
 
 import gin
@@ -120,11 +124,7 @@ class RunDirectory:
             raise RuntimeError("RunDirectory.record() needs claim() first.")
         if os.path.normpath(self.write_dir) != os.path.normpath(self.model_dir):
             return
-        payload = {"settings": self.settings, "history": self.history}
-        temporary = self.record_path + ".tmp"
-        with tf.io.gfile.GFile(temporary, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-        tf.io.gfile.rename(temporary, self.record_path, overwrite=True)
+        write_json(self.record_path, {"settings": self.settings, "history": self.history})
 
     def _read_record(self):
         if not tf.io.gfile.exists(self.record_path):
@@ -157,6 +157,37 @@ class RunDirectory:
             f"to continue this run with them on purpose, rerun with {OPT_IN} (the change is "
             f"recorded in {RECORD_FILE})."
         )
+
+
+def write_json(path, payload):
+    """Writes JSON atomically (a temporary file renamed over the target); non-finite numbers
+    (NaN, inf) are written as null, so every JSON reader can read the file."""
+    temporary = path + ".tmp"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        json.dump(json_safe(payload), f, indent=2, sort_keys=True, allow_nan=False)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def json_safe(value):
+    """`value` with numpy scalars as Python numbers and non-finite floats as None."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"Cannot serialise {type(value).__name__} to JSON")
+
+
+def write_operative_config(directory):
+    """Writes gin's operative config (every binding the run has used so far) to
+    `directory/operative_config.gin`."""
+    with tf.io.gfile.GFile(os.path.join(directory, "operative_config.gin"), "w") as f:
+        f.write(gin.config_str())
 
 
 def run_settings(arguments):

@@ -42,7 +42,7 @@ class Trainer(tf.Module):
             `capacities` to `train_step` and `eval_step` (see `GrowingNetwork.capacities_for`).
         compact_updates: update kernels at their active input rows (scatter) rather than with
             a masked pass over the full kernel; both give the same weights
-            (tests/test_trainer.py). False is for that comparison.
+            (tests/train/test_trainer.py). False is for that comparison.
     """
 
     def __init__(

@@ -15,6 +15,9 @@ import tempfile
 
 import keras
 
+from tfgrow import data as data_lib
+from tfgrow.growing.structures import MaskedStructures  # both engines' growing networks
+
 
 class InputError(ValueError):
     """A setting or input a user can get wrong; the message says how to fix it."""
@@ -246,8 +249,6 @@ def checked_builder(model_fn, growing_network):
         A builder with the same arguments that raises InputError when the model is not of the
         expected kind, was built for another input shape or has another number of outputs.
     """
-    from tfgrow.growing.structures import MaskedStructures  # both engines' growing networks
-
     expected = MaskedStructures if growing_network else keras.Model
     builder = getattr(model_fn, "__name__", repr(model_fn))
 
@@ -314,8 +315,6 @@ def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if
     Returns:
         The number of training examples a run will use (None when mock data decides it).
     """
-    from tfgrow import data as data_lib
-
     try:
         num_train = data_lib.dataset_info(dataset, data_dir=data_dir).num_train
     except data_lib.DatasetNotFoundError as error:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow.graph import counting, slicing
 from tfgrow.graph.analysis import analyze
 from tfgrow.morphnet.regularizers import GammaRegularizer

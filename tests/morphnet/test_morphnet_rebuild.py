@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow import models
 from tfgrow.graph import counting, slicing
 from tfgrow.graph.analysis import analyze

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests import graph_fixtures as graphs
+from tests.fixtures import graphs
 from tfgrow.graph import counting, slicing
 from tfgrow.graph.analysis import analyze
 from tfgrow.models.keras_resnet import keras_resnet_cifar

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures.processes import REPO
 
 SCRIPT = textwrap.dedent(
     """

@@ -1,18 +1,15 @@
 """The launcher end to end: every experiment config under tiny.gin, outputs, and bad input."""
 
 import glob
-import importlib.util
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tfgrow.train.loop import PLAIN_BASELINES
+from tests.fixtures.processes import REPO, contract_problems, launch
+from tfgrow.train.methods import PLAIN_BASELINES
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Baselines on stock Keras models and the random baseline run tiny in tests/baselines/, which
 # check what each one is (direct design also needs a finished growing run as its source).
 BASELINES = ("random", *PLAIN_BASELINES)
@@ -21,27 +18,6 @@ EXPERIMENTS = sorted(
     for path in glob.glob(os.path.join(REPO, "configs", "experiments", "*.gin"))
     if not path.endswith(tuple(f"_{method}.gin" for method in BASELINES))
 )
-CONTRACT = os.path.join(REPO, "..", "shared", "checks", "summary_contract.py")
-
-
-def launch(model_dir, *gin_files, bindings=(), timeout=300):
-    command = [sys.executable, "-m", "launchers.train", f"--model_dir={model_dir}"]
-    command += [f"--gin_file={f}" for f in gin_files]
-    command += [f"--gin_bindings={b}" for b in bindings]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def contract_problems(summary):
-    """The shared contract checker when it is beside the repo (it is in CI)."""
-    if not os.path.exists(CONTRACT):
-        return []
-    spec = importlib.util.spec_from_file_location("summary_contract", CONTRACT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.problems(summary)
 
 
 @pytest.mark.slow
@@ -53,7 +29,7 @@ def test_every_experiment_runs_tiny_and_writes_its_outputs(experiment, tmp_path)
         summary = json.load(f)
     assert contract_problems(summary) == []
     # MorphNet runs: one shrink phase per iteration plus the final training, each 10 steps and
-    # one compile; their other outputs are checked in test_morphnet_launcher.py.
+    # one compile; their other outputs are checked in tests/morphnet/test_morphnet_launcher.py.
     morphnet = summary["method"] in ("morphnet", "width_multiplier")
     phases = 1 + summary["morphnet"]["num_iterations"] if morphnet else 1
     assert summary["steps"] == 10 * phases and summary["num_compiles"] == phases

@@ -13,13 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgrow.budget import Budget
-from tfgrow.masks import Temperature
-from tfgrow.models import resnet_cifar
+from tests.fixtures.processes import REPO
+from tests.fixtures.runs import network_and_trainer
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, make_checkpoint
-from tfgrow.train.trainer import Trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
 # 4 epochs of 20 steps: a few seconds each, so the kill lands while the run is still going.
 RUN_BINDINGS = ["tfgrow.train.epochs=4", "tfgrow.train.max_train_examples=640"]
@@ -125,23 +122,8 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
     assert "Traceback" not in result.stderr
 
 
-def _network_and_trainer():
-    network = resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4))
-    trainer = Trainer(
-        network,
-        tf.distribute.get_strategy(),
-        4,
-        10,
-        lambda step: 0.1,
-        lambda step: 0.1,
-        Temperature(num_epochs=1),
-        budget=Budget(update_steps=1),
-    )
-    return network, trainer
-
-
 def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     checkpoints = RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
     batch = (tf.random.normal([4, 8, 8, 1]), tf.constant([0, 1, 2, 0]))
     for _ in range(2):
@@ -154,7 +136,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
     with open(data_file, "r+b") as f:  # a disk fault or a copy cut short
         f.truncate(size // 2)
 
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     with pytest.raises(CheckpointError) as error:
         RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path)).restore()
     message = str(error.value)
@@ -162,7 +144,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
     assert f"previous checkpoint ({previous})" in message
     assert "--gin_bindings='tfgrow.RunCheckpoints.fall_back=True'" in message
 
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     restored = RunCheckpoints(
         make_checkpoint(network, trainer), str(tmp_path), fall_back=True
     ).restore()
@@ -171,7 +153,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
 
 
 def test_a_missing_only_checkpoint_says_to_start_over(tmp_path):
-    network, trainer = _network_and_trainer()
+    network, trainer = network_and_trainer()
     checkpoints = RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path))
     path = checkpoints.save(0)
     os.remove(path + ".index")

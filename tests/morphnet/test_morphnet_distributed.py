@@ -10,13 +10,13 @@ import subprocess
 import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures.processes import REPO
 
 SCRIPT = textwrap.dedent(
     """
     import numpy as np
     import tensorflow as tf
-    from tests import graph_fixtures as graphs
+    from tests.fixtures import graphs
     from tfgrow.graph.analysis import analyze
     from tfgrow.morphnet.regularizers import GammaRegularizer
     from tfgrow.morphnet.phase import Ledger, Phase

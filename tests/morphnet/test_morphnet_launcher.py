@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.test_launcher import contract_problems, launch
+from tests.fixtures.processes import contract_problems, launch
 from tfgrow.graph import counting
 
 RESNET_FLOPS = "configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.fixtures.processes import REPO
 from tfgrow.budget import Budget
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
@@ -20,9 +21,7 @@ from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
 from tfgrow.models import GrowingNetwork, basic3resnet, resnet_cifar
 from tfgrow.train.callback import GrowingCallback
-from tfgrow.train.loop import NonFiniteLossError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tfgrow.train.errors import NonFiniteLossError
 
 
 def _readme_fit_example():
