@@ -25,7 +25,7 @@ measures peak resident memory of a growing run (its sampled masks at p = 0.5) an
 full-width model, each in a fresh subprocess.
 
 Usage:
-  python -m benchmarks.step_time [--models=resnet20,vgg16] [--json=runs/step_time.json]
+  python -m benchmarks.step_time [--models=resnet20,vgg16,mobilenet_v1,resnet50] [--json=...]
   python -m benchmarks.step_time --models=resnet20 --repeats=3 --steps=3   # quick look
   python -m benchmarks.step_time --models=mobilenet_v1,resnet50 --nomemory
 """
@@ -41,7 +41,7 @@ from absl import app, flags
 
 flags.DEFINE_list(
     "models",
-    ["resnet20", "vgg16", "mobilenet_v1", "resnet50"],
+    ["resnet20", "vgg16"],
     "Models to time: resnet20, vgg16 (GrowingNetwork), mobilenet_v1, resnet50 (tfgrow.grow).",
 )
 flags.DEFINE_list("fractions", ["0.25", "0.5", "0.75", "1.0"], "Active channel fractions.")
