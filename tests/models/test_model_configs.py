@@ -1,10 +1,13 @@
 """configs/models/*.gin of the plain builders: each one include away from a model of its family."""
 
+import os
+import re
+
 import gin
 import pytest
 
 from tests.fixtures.processes import REPO
-from tfgrow import config
+from tfgrow import config, models
 from tfgrow.graph import analyze
 
 # config -> (builder, name of the model it builds)
@@ -48,3 +51,43 @@ def test_a_model_config_builds_its_architecture_through_tfgrow_train_model_fn(na
         assert model.get_layer("stage3_block2_out") and "stage3_block3_out" not in {
             layer.name for layer in model.layers
         }
+
+
+def block_counts(model):
+    """Stage -> its number of blocks, from the `stage{s}_block{b}_out` / `_add` layer names."""
+    blocks = set()
+    for layer in model.layers:
+        match = re.fullmatch(r"(stage\d+)_(block\d+)_(out|add)", layer.name)
+        if match:
+            blocks.add(match.group(1, 2))
+    return {stage: sum(s == stage for s, _ in blocks) for stage, _ in blocks}
+
+
+# configs/tiny.gin keeps CI's tiny runs of deep configs short by capping every stage builder's
+# depth through one binding; each builder below builds 4-6 blocks in some stage without it.
+STAGE_BUILDERS = {
+    "keras_resnet_cifar": lambda: models.keras_resnet_cifar((8, 8, 1), 3, 0.25, depth=26),
+    "wide_resnet": lambda: models.wide_resnet((8, 8, 1), 3, 0.25, depth=28, widen_factor=1),
+    "resnet50": lambda: models.resnet50((32, 32, 1), 3, 0.0625),
+    "autogrow_bottleneck4resnet": lambda: models.autogrow_bottleneck4resnet(
+        (32, 32, 1), 3, 0.0625, max_blocks_per_stage=4
+    ),
+    "autogrow_plain4net": lambda: models.autogrow_plain4net(
+        (32, 32, 1), 3, 0.0625, max_blocks_per_stage=4
+    ),
+    "basic3resnet": lambda: models.basic3resnet((8, 8, 1), 3, 4, widths=(2, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STAGE_BUILDERS))
+def test_tiny_gin_caps_every_stage_builder_at_three_blocks_per_stage(name):
+    uncapped = STAGE_BUILDERS[name]()
+    gin.parse_config_files_and_bindings([os.path.join(REPO, "configs", "tiny.gin")], [])
+    capped = STAGE_BUILDERS[name]()
+    if name == "basic3resnet":  # the hand-written engine: blocks are its GrowableBlocks
+        assert len(uncapped.all_block_names()) == 12 and len(capped.all_block_names()) == 9
+        return
+    counts = block_counts(uncapped)
+    assert max(counts.values()) >= 4
+    assert block_counts(capped) == {stage: min(count, 3) for stage, count in counts.items()}
+    analyze(capped)

@@ -82,13 +82,46 @@ def basic_block(x, filters, strides, name, residual=True, layers=L):
     return merge_branch(x, y, filters, strides, name, residual, layers)
 
 
+@gin.configurable(module="tfgrow.models")
+def stage_depths(blocks_per_stage, num_stages, cap=None):
+    """The block count of every stage, at most `cap` each.
+
+    Every builder of stages reads its depth through here (the CIFAR and ImageNet ResNets,
+    WRN, AutoGrow's seeds, and the hand-written engine's `resnet_cifar`, `basic3resnet` and
+    `plain3net`), so one binding caps them all: `configs/tiny.gin` sets
+    `tfgrow.models.stage_depths.cap = 3`, and CI's tiny runs of deep configs trace 3 blocks per
+    stage (a 16-block Basic3ResNet traces 5x fewer layers; ResNet-20's 3 are unchanged).
+
+    Args:
+        blocks_per_stage: one count per stage, or one int for all stages.
+        num_stages: the number of stages.
+        cap: None (no cap) or the most blocks any stage gets.
+
+    Returns:
+        A tuple of `num_stages` block counts.
+    """
+    if isinstance(blocks_per_stage, int):
+        blocks_per_stage = (blocks_per_stage,) * num_stages
+    blocks_per_stage = tuple(blocks_per_stage)
+    if len(blocks_per_stage) != num_stages or min(blocks_per_stage) < 1:
+        raise ValueError(
+            f"Expected one block count >= 1 per stage ({num_stages} stages). Received: "
+            f"blocks_per_stage={blocks_per_stage}"
+        )
+    if cap is None:
+        return blocks_per_stage
+    if int(cap) != cap or cap < 1:
+        raise ValueError(f"Expected tfgrow.models.stage_depths.cap >= 1 or None. Received: {cap}")
+    return tuple(min(count, int(cap)) for count in blocks_per_stage)
+
+
 def stages(x, widths, blocks_per_stage, block, residual, **block_kwargs):
     """Stages of `block`s; the first block of every stage but the first strides by 2.
 
     Args:
         x: the stem's output.
         widths: the (scaled) width argument of `block` per stage.
-        blocks_per_stage: one count per stage, or one int for all stages.
+        blocks_per_stage: one count per stage, or one int for all stages (`stage_depths`).
         block: `basic_block` or another function `(x, width, strides, name, residual) -> y`.
         residual: shortcuts (ResNets) or none (plain nets).
         **block_kwargs: passed on to every `block` call (e.g. `layers=tf_keras.layers`).
@@ -96,13 +129,7 @@ def stages(x, widths, blocks_per_stage, block, residual, **block_kwargs):
     Returns:
         The last block's output.
     """
-    if isinstance(blocks_per_stage, int):
-        blocks_per_stage = (blocks_per_stage,) * len(widths)
-    if len(blocks_per_stage) != len(widths) or min(blocks_per_stage) < 1:
-        raise ValueError(
-            f"Expected one block count >= 1 per stage ({len(widths)} stages). Received: "
-            f"blocks_per_stage={blocks_per_stage}"
-        )
+    blocks_per_stage = stage_depths(blocks_per_stage, len(widths))
     for stage, (width, num_blocks) in enumerate(zip(widths, blocks_per_stage), start=1):
         for index in range(1, num_blocks + 1):
             strides = 2 if stage > 1 and index == 1 else 1

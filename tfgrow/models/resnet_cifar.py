@@ -17,6 +17,7 @@ from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
+from tfgrow.models.keras_resnet import stage_depths
 from tfgrow.models.network import GrowingNetwork
 
 DEFAULT_WIDTHS = (16, 32, 64)
@@ -35,8 +36,7 @@ def _three_stage_network(
 ):
     if len(widths) != 3:
         raise ValueError(f"Expected 3 stage widths. Received: widths={widths}")
-    if blocks_per_stage < 1:
-        raise ValueError(f"Expected blocks_per_stage >= 1. Received: {blocks_per_stage}")
+    depths = stage_depths(blocks_per_stage, len(widths))
     groups = []
 
     def group(group_name, size):
@@ -45,8 +45,8 @@ def _three_stage_network(
 
     stream = group("stage1", widths[0])
     layers = [GrowableConv2D(widths[0], 3, output_group=stream, name="stem")]
-    for stage, width in enumerate(widths, start=1):
-        for block in range(1, blocks_per_stage + 1):
+    for stage, (width, num_blocks) in enumerate(zip(widths, depths), start=1):
+        for block in range(1, num_blocks + 1):
             first = block == 1
             changes_shape = first and stage > 1
             output_stream = group(f"stage{stage}", width) if changes_shape else stream

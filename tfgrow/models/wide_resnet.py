@@ -20,6 +20,7 @@ from tfgrow.models.keras_resnet import (
     classifier,
     conv,
     scaled,
+    stage_depths,
 )
 
 L = keras.layers
@@ -61,12 +62,12 @@ def wide_resnet(
     if widen_factor < 1:
         raise ValueError(f"Expected widen_factor >= 1. Received: widen_factor={widen_factor}")
     check_width_multiplier(width_multiplier)
-    blocks_per_stage = (depth - 4) // 6
+    blocks_per_stage = stage_depths((depth - 4) // 6, len(STAGE_WIDTHS))
     inputs = keras.Input(input_shape, name="images")
     x = conv(scaled(16, width_multiplier), 3, 1, "stem_conv")(inputs)
     for stage, width in enumerate(STAGE_WIDTHS, start=1):
         filters = scaled(width * widen_factor, width_multiplier)
-        for index in range(1, blocks_per_stage + 1):
+        for index in range(1, blocks_per_stage[stage - 1] + 1):
             strides = 2 if stage > 1 and index == 1 else 1
             x = wide_block(x, filters, strides, dropout_rate, f"stage{stage}_block{index}")
     x = batch_norm_relu(x, "final")
