@@ -5,12 +5,9 @@ the full batch's and the two runs must agree (gradients all-reduced, regulariser
 Runs in a subprocess: splitting the CPU must happen before TensorFlow initialises.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
-from tests.fixtures.processes import REPO
+from tests.fixtures.processes import run_script
 
 SCRIPT = textwrap.dedent(
     """
@@ -52,14 +49,6 @@ SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_shrink_steps_equal_one_device():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_script(SCRIPT, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SAME" in result.stdout

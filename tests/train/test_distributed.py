@@ -5,14 +5,11 @@ Runs in a subprocess: splitting the CPU into logical devices must happen before 
 initialises, which the rest of the test session has already done.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.fixtures.processes import REPO
+from tests.fixtures.processes import run_script
 
 SCRIPT = textwrap.dedent(
     """
@@ -73,14 +70,6 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("engine", ["network", "graph"])
 def test_mirrored_on_two_cpus_matches_one_device(engine):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, engine],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_script(SCRIPT, engine, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "MIRRORED_OK" in result.stdout

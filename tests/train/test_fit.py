@@ -4,8 +4,6 @@ MirroredStrategy, non-finite losses."""
 
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.fixtures.processes import REPO
+from tests.fixtures.processes import REPO, run_script
 from tfgrow.budget import Budget
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
@@ -48,15 +46,7 @@ def _compiled(network, learning_rate=0.1, momentum=0.9):
 
 
 def test_readme_fit_example_runs_as_written(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-c", _readme_fit_example()],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_script(_readme_fit_example(), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     fractions = re.search(r"budget fraction per epoch: \[(.*)\]", result.stdout).group(1)
     first, last = (float(v) for v in fractions.split(","))
@@ -214,15 +204,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("engine", ["network", "graph"])
 def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device(engine):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, engine],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_script(MIRRORED_SCRIPT, engine, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "FIT_MIRRORED_OK" in result.stdout
 
