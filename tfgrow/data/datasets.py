@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfgrow.data import crops as crops_lib
+import tfgrow.data.crops as crops_lib
 
 FASHION_MNIST_DIR_ENV = "TFGROW_FASHION_MNIST_DIR"
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

@@ -14,11 +14,11 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+import tfgrow.growing.costs as costs_lib
+import tfgrow.growing.plan as plan_lib
 from tfgrow.compact import KernelRows, gather_rows
 from tfgrow.graph.analysis import analyze
 from tfgrow.graph.blocks import find_blocks
-from tfgrow.growing import costs as costs_lib
-from tfgrow.growing import plan as plan_lib
 from tfgrow.growing.executors import kernels_of
 from tfgrow.growing.layouts import LayoutSets
 from tfgrow.growing.structures import MaskedStructures, pop_inference_config

@@ -12,9 +12,9 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+import tfgrow.growing.executors as executors
 from tfgrow.compact import run_if_on
 from tfgrow.graph.nodes import nodes_in_order
-from tfgrow.growing import executors
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tfgrow import cost as cost_lib
+import tfgrow.cost as cost_lib
 from tfgrow.execution import ExecutionContext
 from tfgrow.growing.update import assign_all, keras_step
 from tfgrow.masks import (

@@ -23,7 +23,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from tfgrow import cost as cost_lib
+import tfgrow.cost as cost_lib
 from tfgrow.compact import tf_variable
 from tfgrow.execution import ExecutionContext
 from tfgrow.masks import RELAXATIONS, step_seed

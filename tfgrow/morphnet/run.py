@@ -22,12 +22,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import tfgrow.morphnet.checkpoints as checkpoints_lib
+import tfgrow.morphnet.expand as expand_lib
+import tfgrow.morphnet.phase as phase_lib
 from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting, slicing
-from tfgrow.morphnet import checkpoints as checkpoints_lib
-from tfgrow.morphnet import expand as expand_lib
-from tfgrow.morphnet import phase as phase_lib
 from tfgrow.morphnet.regularizers import GammaRegularizer
 from tfgrow.train.checkpoint import WallClock, skip_epochs
 from tfgrow.train.run_directory import write_json, write_operative_config
@@ -159,15 +159,9 @@ def run(
     )
     ledger = phase_lib.Ledger(global_batch_size, graph.cost(seed_widths, "flops"))
     phases = _Phases(model_dir, strategy, train_data, eval_data, ledger, clock, options)
-    if method == "morphnet":
-        current_widths, multiplier = _shrink_and_expand(
-            phases, settings, seed, seed_model, graph, epochs, learning_rate, target
-        )
-    else:
-        multiplier, current_widths, _ = expand_lib.expand(
-            graph, seed_widths, target, settings.regularizer
-        )
-        logging.info("uniform width multiplier x%.4f meets the target", multiplier)
+    current_widths, multiplier = _learned_or_uniform_widths(
+        method, phases, settings, seed, seed_model, graph, epochs, learning_rate, target
+    )
     final_index = settings.num_iterations if method == "morphnet" else 0  # phases before it
     rate = optimizer_learning_rate(steps_per_epoch * epochs, learning_rate, schedule)
     final_model, evaluation = _train_final(
@@ -336,6 +330,21 @@ class _Phases:
             initial_epoch=initial_epoch,
             evaluation=self.progress["evaluation"] if resume else None,
         )
+
+
+def _learned_or_uniform_widths(
+    method, phases, settings, seed, seed_model, graph, epochs, learning_rate, target
+):
+    """(widths, multiplier) of the final network: MorphNet's shrink -> expand iterations, or for
+    "width_multiplier" the uniform multiplier of the seed that meets the target."""
+    if method == "morphnet":
+        return _shrink_and_expand(
+            phases, settings, seed, seed_model, graph, epochs, learning_rate, target
+        )
+    resource = settings.regularizer
+    multiplier, widths, _ = expand_lib.expand(graph, graph.full_widths(), target, resource)
+    logging.info("uniform width multiplier x%.4f meets the target", multiplier)
+    return widths, multiplier
 
 
 def _shrink_and_expand(phases, settings, seed, seed_model, graph, epochs, learning_rate, target):

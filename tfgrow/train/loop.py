@@ -86,23 +86,15 @@ def train(
 
     Args:
         model_dir: output directory (from the launcher's --model_dir).
-        model_fn: builder `(input_shape, num_classes, growing=...) -> GrowingNetwork`, e.g.
-            `@tfgrow.models.resnet_cifar`.
+        model_fn: builder `(input_shape, num_classes, **kwargs) -> model`, e.g.
+            `@tfgrow.grown_model` (grows `tfgrow.grown_model.builder`'s Keras model).
         dataset: tfds name, e.g. "fashion_mnist" or "cifar10".
-        method: "grow" (METHOD.md §1), "full" (the same network at full width, no masks),
-            "morphnet" (METHOD.md §2, settings in tfgrow.MorphNet; model_fn builds a plain Keras
-            functional model) or "width_multiplier" (its uniform baseline), or a baseline of
-            METHOD.md §1.9: "random" (growing with fixed probabilities), "uniform",
-            "direct_design", "l1_pruning", "magnitude_pruning" (tfgrow/baselines/). The MorphNet
-            methods and the plain baselines use the arguments up to data loading and the
-            strategy; the growing ones are ignored.
+        method: one of `tfgrow.train.methods.METHODS` (that module says what each runs).
         epochs: training epochs T (also sets gamma = final_temperature ** (1 / T)).
         global_batch_size: examples per step over all replicas.
-        learning_rate, schedule: weight learning rate and its schedule ("cosine", "step",
-            "constant").
+        learning_rate, schedule: weight learning rate and its schedule (`SCHEDULES`).
         momentum, weight_decay: weight optimiser settings.
-        mask_learning_rate: base learning rate of the logits, on the weights' schedule kind;
-            None uses the weights' learning rate.
+        mask_learning_rate: the logits' base learning rate (None: the weights'), same schedule.
         mask_momentum: logit momentum.
         temperature_mode, beta0, final_temperature: METHOD.md §1.4.
         relaxation: "sigmoid" or "gumbel".
@@ -110,20 +102,12 @@ def train(
         data_dir: tfds data directory (may be gs://).
         max_train_examples, max_eval_examples: truncate the splits (tiny runs).
         log_every_steps: console and TensorBoard logging interval.
-        mock_data_if_missing: when the dataset is not prepared locally, train on random data
-            of its shape (`tfds.testing.mock_data`) instead of stopping; for smoke runs only.
+        mock_data_if_missing: use `tfds.testing.mock_data` if the dataset is missing (smoke runs).
         channel_multiple: compute each group's active channels rounded up to this multiple
-            (extra channels carry mask 0; they are not counted or updated). 8 measured fastest
-            on oneDNN CPUs: the main job's grown ResNet-20 steps in 113 ms at 8, 115-119 ms at 4
-            and about 121 ms at 1 (its full network: 140 ms). Multiples of 4 let batch norm run
-            as one fused op (`tfgrow.compact.fuses_batch_norm`); exact widths stay unfused.
-            Under XLA it is the capacity ladder's step: `configs/modes/xla.gin` sets 4 (finer
-            capacities measured faster), `configs/modes/tpu.gin` 128 (TPU lanes).
-        jit_compile: compile the training and evaluation steps with XLA
-            (`configs/modes/xla.gin`); implies static capacities.
-        static_capacities: run every channel group at a capacity from a small ladder,
-            re-chosen between epochs (`tfgrow/train/capacity.py`); None follows `jit_compile`.
-            Without XLA this keeps shapes stable, so oneDNN does not re-plan every step.
+            (extra channels carry mask 0; not counted or updated; measured: `masks.active_set`).
+        jit_compile: compile the steps with XLA (`configs/modes/xla.gin`); static capacities.
+        static_capacities: run every channel group at a capacity from a small ladder, re-chosen
+            between epochs (`tfgrow/train/capacity.py`); None follows `jit_compile`.
         capacity_sigmas, capacity_headroom: a capacity holds (mean + sigmas * std of a step's
             count, or the largest count seen last epoch if larger) * headroom.
         strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
@@ -146,22 +130,22 @@ def train(
     run_directory.claim(arguments)  # a directory holding another run stops here, untouched
     settings = dict(arguments, model_fn=model_fn, strategy=strategy)
     if method in MORPHNET_METHODS + PLAIN_BASELINES:
-        if num_train:
-            describe_run(
-                method,
-                builder_name,
-                dataset,
-                epochs,
-                num_train // global_batch_size,
-                global_batch_size,
-                strategy.num_replicas_in_sync,
-            )
-        return _run_stock_keras(settings, run_directory)
+        return _run_stock_keras(settings, run_directory, builder_name, num_train)
     return GrowingRun(settings, run_directory).train()
 
 
-def _run_stock_keras(settings, run_directory):
+def _run_stock_keras(settings, run_directory, builder_name, num_train):
     """Hands a MorphNet or plain-baseline run to its runner; returns the summary."""
+    if num_train:
+        describe_run(
+            settings["method"],
+            builder_name,
+            settings["dataset"],
+            settings["epochs"],
+            num_train // settings["global_batch_size"],
+            settings["global_batch_size"],
+            settings["strategy"].num_replicas_in_sync,
+        )
     return RUNNERS[settings["method"]](
         model_fn=settings["model_fn"],
         strategy=settings["strategy"],
