@@ -17,7 +17,7 @@ main: setup
 	  --gin_file=configs/experiments/fashion_mnist_resnet20_grow.gin --model_dir=$(MODEL_DIR)
 
 test: setup
-	$(PYTHON) -m pytest -q --durations=25
+	$(PYTHON) -m pytest -q -n 2 --dist worksteal --durations=25
 
 lint:
 	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
