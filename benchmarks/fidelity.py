@@ -8,11 +8,12 @@ for each claim whether this run reproduces it, writes --json and the PNGs
 OUT/accuracy_vs_params.png and OUT/accuracy_vs_flops.png.
 
 Default: ResNet-20 on Fashion-MNIST, 5 epochs on 20,000 training examples (the full test split),
-3 seeds at 30% of the params for every method, a sweep over 10/20/30/50% for grow, direct design
+3 seeds at 30% of the params for every method (the random baseline twice: p = the target as
+METHOD.md §1.9 defines it, and p matched to the budget's cost), a sweep over 10/20/30/50% for grow, direct design
 and uniform pruning, MorphNet vs width multiplier at the seed's FLOPs, and Basic3ResNet joint
-layer + channel growing for claim (a). 40 runs; estimated 1.6-1.9 h on this 2-core CPU (measured
+layer + channel growing for claim (a). 43 runs; estimated 1.6-1.9 h on this 2-core CPU (measured
 ResNet-20 steps: 0.136 s grown, 0.164 s full, 156 steps per epoch of 20,000 examples; about
-35 full-network runs' worth of steps, plus start-up and evaluation).
+36 full-network runs' worth of steps, plus start-up and evaluation).
 
 Usage:
   python -m benchmarks.fidelity --out=runs/fidelity --json=runs/fidelity.json
@@ -39,6 +40,8 @@ METHODS = {
     "grow": ("fashion_mnist_resnet20_grow.gin", True),
     "global_temperature": ("fashion_mnist_resnet20_global_temperature.gin", True),
     "random": ("fashion_mnist_resnet20_random.gin", True),
+    # p sized so the expected final architecture costs the budget (p = 0.55 at 30% params).
+    "random_matched": ("fashion_mnist_resnet20_random_matched.gin", True),
     "uniform": ("fashion_mnist_resnet20_uniform.gin", True),
     "direct_design": ("fashion_mnist_resnet20_direct_design.gin", True),
     "l1_pruning": ("fashion_mnist_resnet20_l1_pruning.gin", True),

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.fixtures.processes import contract_problems, launch
+from tfgrow import cost as cost_lib
 from tfgrow.baselines import random_sampling
 from tfgrow.masks import Temperature, step_seed
 from tfgrow.models import basic3resnet, resnet_cifar
@@ -66,23 +67,49 @@ def test_a_probability_outside_zero_one_is_refused():
         random_sampling.prepare(resnet_cifar((8, 8, 1), 10), 1.5, seed=0)
 
 
+def test_p_equals_the_target_unless_matched_to_its_cost():
+    network = resnet_cifar((28, 28, 1), 10)
+    assert random_sampling.random_probability(network, 0.3, "params") == 0.3
+    p = random_sampling.random_probability(network, 0.3, "params", match="cost")
+    # Conv params scale with p^2 (both sides drawn), so p lands near sqrt(0.3) = 0.548.
+    assert 0.5 < p < 0.6
+    # The final draws cost the target on average: 10 seeds, per-draw std 0.026 (20 draws).
+    fractions = []
+    for seed in range(10):
+        random_sampling.prepare(network, p, seed)
+        widths, blocks = network.architecture()
+        fractions.append(cost_lib.fraction(network.layer_costs, widths, blocks, "params"))
+    assert abs(np.mean(fractions) - 0.3) < 4 * 0.026 / np.sqrt(10)
+    # At p = the target the same draws keep about 0.3^2 of the params.
+    random_sampling.prepare(network, 0.3, seed=0)
+    widths, blocks = network.architecture()
+    assert cost_lib.fraction(network.layer_costs, widths, blocks, "params") < 0.15
+    with pytest.raises(ValueError, match="Received: 'params'"):
+        random_sampling.random_probability(network, 0.3, "params", match="params")
+
+
 @pytest.mark.slow
-def test_a_tiny_random_run_ends_at_its_seeded_draw_with_frozen_logits(tmp_path):
+@pytest.mark.parametrize("config", ["random", "random_matched"])
+def test_a_tiny_random_run_ends_at_its_seeded_draw_with_frozen_logits(config, tmp_path):
     result = launch(
         tmp_path,
-        "configs/experiments/fashion_mnist_resnet20_random.gin",
+        f"configs/experiments/fashion_mnist_resnet20_{config}.gin",
         "configs/tiny.gin",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert contract_problems(summary) == []
     assert summary["method"] == "random" and summary["budget_target"] == 0.3
-    # The architecture is the draw of seed 0: ten training steps did not move a logit.
     network = resnet_cifar((28, 28, 1), 10)
-    kept = random_sampling.prepare(network, 0.3, seed=0)
+    p = random_sampling.random_probability(
+        network, 0.3, "params", match="cost" if config == "random_matched" else "structures"
+    )
+    assert summary["random_probability"] == pytest.approx(p)
+    # The architecture is the draw of seed 0: ten training steps did not move a logit.
+    kept = random_sampling.prepare(network, p, seed=0)
     assert summary["architecture"] == {name: int(keep.sum()) for name, keep in kept.items()}
-    # Sub-networks of about 30% of the channels per group: conv FLOPs fall to about 0.3^2.
-    assert summary["train_cost_savings"] > 4.0
+    # Sub-networks of about p of the channels per group: conv FLOPs fall to about p^2.
+    assert summary["train_cost_savings"] > 0.8 / p**2
 
 
 def test_static_capacities_are_planned_from_p_not_from_the_logits():

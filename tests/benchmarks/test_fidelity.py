@@ -23,7 +23,7 @@ def record(method, budget, seed, accuracy, params=30, params_full=100):
 def test_default_plan_runs_every_source_before_direct_design_and_sweeps_three_methods():
     runs = fidelity.plan_runs(list(fidelity.METHODS), 3, 0.3, [0.1, 0.2, 0.3, 0.5])
     names = [run.name for run in runs]
-    assert len(names) == len(set(names)) == 40  # docstring's count
+    assert len(names) == len(set(names)) == 43  # docstring's count
     assert names.index("grow_b0.10_s0") < names.index("direct_design_b0.10_s0")
     assert {r.budget for r in runs if r.method == "uniform"} == {0.1, 0.2, 0.3, 0.5}
     assert {r.seed for r in runs if r.method == "l1_pruning"} == {0, 1, 2}

@@ -12,7 +12,7 @@ from tfgrow.train.methods import PLAIN_BASELINES
 
 # Baselines on stock Keras models and the random baseline run tiny in tests/baselines/, which
 # check what each one is (direct design also needs a finished growing run as its source).
-BASELINES = ("random", *PLAIN_BASELINES)
+BASELINES = ("random", "random_matched", *PLAIN_BASELINES)
 EXPERIMENTS = sorted(
     path
     for path in glob.glob(os.path.join(REPO, "configs", "experiments", "*.gin"))

@@ -92,8 +92,11 @@ class GrowingRun:
         model = settings.model_fn(info.input_shape, info.num_classes, growing=self.growing)
         model.channel_multiple = int(settings.channel_multiple)
         mask_learning_rate = settings.mask_learning_rate
-        if settings.method == "random":  # every structure drawn with p = the target; logits frozen
-            random_sampling.prepare(model, self.budget.target, settings.seed)
+        if settings.method == "random":  # every structure drawn with one fixed p; logits frozen
+            probability = random_sampling.random_probability(
+                model, self.budget.target, self.budget.metric
+            )
+            random_sampling.prepare(model, probability, settings.seed)
             mask_learning_rate = 0.0
         total_steps = self.steps_per_epoch * settings.epochs
         weight_schedule = learning_rate_schedule(

@@ -104,4 +104,6 @@ def summary(model, trainer, budget, run, evaluation, wall_time):
         "budget_target": budget.target if model.growing else None,
         "budget_metric": budget.metric,
         "num_compiles": trainer.num_traces,
+        # The random baseline's fixed p (tfgrow.random_probability); None for the other methods.
+        "random_probability": getattr(model, "fixed_probability", None),
     }
