@@ -9,11 +9,11 @@ OUT/accuracy_vs_params.png and OUT/accuracy_vs_flops.png.
 
 Default: ResNet-20 on Fashion-MNIST, 5 epochs on 20,000 training examples (the full test split),
 3 seeds at 30% of the params for every method (the random baseline twice: p = the target as
-METHOD.md §1.9 defines it, and p matched to the budget's cost), a sweep over 10/20/30/50% for grow, direct design
-and uniform pruning, MorphNet vs width multiplier at the seed's FLOPs, and Basic3ResNet joint
-layer + channel growing for claim (a). 43 runs; estimated 1.6-1.9 h on this 2-core CPU (measured
-ResNet-20 steps: 0.136 s grown, 0.164 s full, 156 steps per epoch of 20,000 examples; about
-36 full-network runs' worth of steps, plus start-up and evaluation).
+METHOD.md §1.9 defines it, and p matched to the budget's cost), a sweep over 10/20/30/50% for
+grow, direct design and uniform pruning, MorphNet vs width multiplier at the seed's FLOPs, and
+Basic3ResNet joint layer + channel growing for claim (a). 43 runs; estimated 1.6-1.9 h on this
+2-core CPU (measured ResNet-20 steps: 0.136 s grown, 0.164 s full, 156 steps per epoch of 20,000
+examples; about 36 full-network runs' worth of steps, plus start-up and evaluation).
 
 Usage:
   python -m benchmarks.fidelity --out=runs/fidelity --json=runs/fidelity.json

@@ -231,6 +231,7 @@ def draw_tradeoff(rows, kind):
             color=palette(index % 10),
             linestyle="-" if len(points) > 1 else "none",
         )
+    _clip_far_below(axis, rows, kind)
     axis.set_title(title)
     axis.set_xlabel(f"{'params' if kind == 'params' else 'FLOPs'} (fraction of the full network)")
     axis.set_ylabel("test accuracy (%)")
@@ -238,3 +239,29 @@ def draw_tradeoff(rows, kind):
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure, [title]
+
+
+# A row more than this many accuracy points below the best is drawn at the bottom edge with its
+# value written beside it, so that one failed method does not flatten every other curve.
+FAR_BELOW_POINTS = 20.0
+
+
+def _clip_far_below(axis, rows, kind):
+    accuracies = [100 * row["eval_accuracy_mean"] for row in rows]
+    best = max(accuracies)
+    near = [a for a in accuracies if a >= best - FAR_BELOW_POINTS]
+    bottom = min(near) - 3.0
+    if bottom <= min(accuracies):
+        return
+    axis.set_ylim(bottom, best + 1.5)
+    for row, accuracy in zip(rows, accuracies):
+        if accuracy < bottom:
+            x = row[f"{kind}_fraction_mean"]
+            axis.annotate(
+                f"{row['method']}: {accuracy:.1f}% (off scale)",
+                xy=(x, bottom),
+                xytext=(x, bottom + 0.8),
+                fontsize=7,
+                ha="center",
+                arrowprops={"arrowstyle": "->"},
+            )

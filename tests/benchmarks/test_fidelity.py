@@ -107,3 +107,20 @@ def test_tradeoff_figure_draws_one_series_per_method():
     grow_line = figure.axes[0].lines[-1]
     np.testing.assert_allclose(grow_line.get_xdata(), [0.1, 0.3])
     report.plt.close(figure)
+
+
+def test_a_row_far_below_the_others_is_drawn_off_scale_with_its_value():
+    rows = report.aggregate(
+        [
+            record("grow", 0.3, 0, 0.87),
+            record("uniform", 0.3, 0, 0.88),
+            record("random", 0.3, 0, 0.115, 9),
+        ]
+    )
+    figure, _ = report.draw_tradeoff(rows, "params")
+    bottom, top = figure.axes[0].get_ylim()
+    # The axis spans the close methods (87-88%), not down to 11.5%.
+    assert 80 < bottom < 87 and 88 < top < 90
+    notes = [t.get_text() for t in figure.axes[0].texts]
+    assert notes == ["random: 11.5% (off scale)"]
+    report.plt.close(figure)
