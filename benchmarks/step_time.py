@@ -28,6 +28,7 @@ Usage:
   python -m benchmarks.step_time [--models=resnet20,vgg16,mobilenet_v1,resnet50] [--json=...]
   python -m benchmarks.step_time --models=resnet20 --repeats=3 --steps=3   # quick look
   python -m benchmarks.step_time --models=mobilenet_v1,resnet50 --nomemory
+  python -m benchmarks.step_time --models=resnet50 --count_ops   # graph size, no timing
 """
 
 import json
@@ -61,6 +62,12 @@ flags.DEFINE_integer("repeats", 5, "Interleaved rounds; the median round is repo
 flags.DEFINE_integer("steps", 5, "Steps per round.")
 flags.DEFINE_bool("xla", True, "Also time the XLA mode.")
 flags.DEFINE_bool("memory", True, "Also measure peak memory in subprocesses.")
+flags.DEFINE_bool(
+    "count_ops",
+    False,
+    "Instead of timing, count the graph ops of the growing (ragged) and the stock training step "
+    "at each fraction: a load-independent measure of per-step overhead.",
+)
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe and print its RSS.")
 FLAGS = flags.FLAGS
@@ -331,6 +338,43 @@ def print_row(row):
     )
 
 
+# ---------------------------------------------------------------------------- graph ops
+def graph_ops(function, batch):
+    """Ops in the graph `function` traces for `batch`, with every function it calls (each once).
+
+    Both branches of a `tf.cond` count, so this is the size of the step, not what one step runs.
+    """
+    import tensorflow as tf
+
+    graph = tf.function(function).get_concrete_function(batch).graph
+    total, seen, pending = 0, set(), [graph]
+    while pending:
+        graph = pending.pop()
+        total += len(graph.get_operations())
+        for name, nested in getattr(graph, "_functions", {}).items():
+            if name not in seen and getattr(nested, "graph", None) is not None:
+                seen.add(name)
+                pending.append(nested.graph)
+    return total
+
+
+def count_model_ops(name):
+    """Graph ops of the growing (ragged) and stock steps of `name` at every fraction."""
+    rows = []
+    network = growing_model(name)
+    batch = batch_for(name)
+    for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
+        widths = set_fraction(network, fraction)
+        grow = graph_ops(growing_step(network, jit_compile=False), batch)
+        stock = graph_ops(stock_step(stock_model(network, widths), False), batch)
+        row = {"model": name, "fraction": fraction, "grow_ops": grow, "stock_ops": stock}
+        print(
+            f"{name:12s} fraction {fraction:.2f}  graph ops grow {grow}  stock {stock}", flush=True
+        )
+        rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------------------- memory
 def memory_probe(kind):
     """Trains 20 steps of one model in this (fresh) process and prints its peak RSS in MiB."""
@@ -398,6 +442,11 @@ def main(argv):
     for name in FLAGS.models:
         if name not in INPUTS:
             raise app.UsageError(f"Expected models from {sorted(INPUTS)}. Received: {name!r}")
+    if FLAGS.count_ops:
+        rows = [row for name in FLAGS.models for row in count_model_ops(name)]
+        if FLAGS.json:
+            write_json(FLAGS.json, {"batch_size": FLAGS.batch_size, "ops": rows})
+        return
     rows = [row for name in FLAGS.models for row in time_model(name)]
     memory = [measure_memory(name) for name in FLAGS.models] if FLAGS.memory else []
     worst = {"ragged_vs_stock": max(r["ragged_vs_stock"] for r in rows)}
@@ -421,9 +470,13 @@ def main(argv):
             "worst": worst,
             "targets": TARGETS,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
-        with open(FLAGS.json, "w") as f:
-            json.dump(payload, f, indent=2)
+        write_json(FLAGS.json, payload)
+
+
+def write_json(path, payload):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgrow.masks import MaskGroup, Temperature, active_set, sample_mask
+from tfgrow.masks import MaskGroup, Temperature, active_set, capacity_set, sample_mask
 
 
 def _group(size=8, **kwargs):
@@ -106,3 +106,35 @@ def test_bad_settings_say_what_was_received():
         Temperature(mode="local")
     with pytest.raises(ValueError, match="Received: size=0"):
         MaskGroup(0)
+
+
+def test_active_set_is_complete_only_when_it_computes_every_channel_in_order():
+    values = tf.constant([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    every = active_set(tf.ones([6], tf.bool), values)
+    assert bool(every.complete)
+    np.testing.assert_array_equal(every.indices.numpy(), np.arange(6))
+    np.testing.assert_allclose(every.values.numpy(), values.numpy())  # mask values still apply
+    # 5 of 6 kept, rounded up to 8 and capped at 6: channel 2 pads the set, in place, value 0.
+    keep = tf.constant([True, True, False, True, True, True])
+    padded = active_set(keep, values, multiple=4)
+    assert bool(padded.complete)
+    np.testing.assert_array_equal(padded.indices.numpy(), np.arange(6))
+    np.testing.assert_allclose(padded.values.numpy(), [0.9, 0.8, 0.0, 0.6, 0.5, 0.4])
+    np.testing.assert_array_equal(padded.mask.numpy(), keep.numpy().astype(np.float32))
+    # 3 kept, rounded up to 4: the first unkept channel (2) pads; indices stay in order.
+    keep = tf.constant([True, True, False, False, True, False])
+    partial = active_set(keep, values, multiple=4)
+    assert not bool(partial.complete)
+    np.testing.assert_array_equal(partial.indices.numpy(), [0, 1, 2, 4])
+    np.testing.assert_allclose(partial.values.numpy(), [0.9, 0.8, 0.0, 0.5])
+
+
+def test_full_capacity_is_complete_at_trace_time_and_drops_nothing():
+    keep = tf.constant([True, False, True, True])
+    values = tf.constant([0.9, 0.8, 0.7, 0.6])
+    active, dropped = capacity_set(keep, values, values, 4)
+    assert active.complete is True and active.known_complete and int(dropped) == 0
+    np.testing.assert_array_equal(active.indices.numpy(), np.arange(4))
+    np.testing.assert_allclose(active.values.numpy(), [0.9, 0.0, 0.7, 0.6])
+    below, _ = capacity_set(keep, values, values, 3)
+    assert below.complete is False and not below.known_complete

@@ -28,18 +28,28 @@ class ActiveSet(NamedTuple):
             them, unmasked" (the full network).
         values: float vector of mask values at `indices` (multiplies the activations), or None.
         mask: float 0/1 vector over the full axis (1 where active), or None when all are active.
+        complete: whether `indices` is every position in order (`range(size)`): a Python bool
+            when known at trace time (FULL, or a full-width capacity), else a bool scalar tensor
+            (ragged widths). A complete set reads weights as they are instead of gathering them;
+            its mask values still apply.
     """
 
     indices: tf.Tensor | None
     values: tf.Tensor | None
     mask: tf.Tensor | None
+    complete: object = False
 
     @property
     def is_full(self):
         return self.indices is None
 
+    @property
+    def known_complete(self):
+        """Whether the set is complete, known at trace time: weights need no gather at all."""
+        return self.is_full or (isinstance(self.complete, bool) and self.complete)
 
-FULL = ActiveSet(None, None, None)
+
+FULL = ActiveSet(None, None, None, True)
 
 
 class Gate(NamedTuple):
@@ -295,16 +305,28 @@ def active_set(keep, values, multiple=1):
             `configs/modes/tpu.gin` 128 (TPU lanes).
     """
     mask = tf.cast(keep, tf.float32)
-    if multiple <= 1:
-        indices = tf.cast(tf.reshape(tf.where(keep), [-1]), tf.int32)
-        return ActiveSet(indices, tf.gather(values, indices), mask)
-    size = tf.size(keep)
-    count = tf.reduce_sum(tf.cast(keep, tf.int32))
-    padded = tf.minimum(size, (count + multiple - 1) // multiple * multiple)
-    # Kept structures first (in index order), then the unkept ones that fill the padding.
-    order = tf.argsort(tf.cast(tf.logical_not(keep), tf.int32), stable=True)
-    indices = tf.cast(order[:padded], tf.int32)
-    return ActiveSet(indices, tf.gather(values * tf.cast(mask, values.dtype), indices), mask)
+    selected = keep
+    if multiple > 1:
+        size = tf.size(keep)
+        count = tf.reduce_sum(tf.cast(keep, tf.int32))
+        padded = tf.minimum(size, (count + multiple - 1) // multiple * multiple)
+        # The first `padded - count` unkept structures (in index order) fill the padding.
+        unkept = tf.logical_not(keep)
+        filler = tf.cumsum(tf.cast(unkept, tf.int32)) <= padded - count
+        selected = tf.logical_or(keep, tf.logical_and(unkept, filler))
+    # In index order, so a complete set's indices are range(size) (`ActiveSet.complete`).
+    indices = tf.cast(tf.reshape(tf.where(selected), [-1]), tf.int32)
+    complete = tf.equal(tf.size(indices), tf.size(keep))
+    values = tf.gather(values * tf.cast(mask, values.dtype), indices)
+    return ActiveSet(indices, values, mask, complete)
+
+
+def all_complete(flags):
+    """`ActiveSet.complete` of sets laid side by side: a Python bool when known, else a tensor."""
+    if not all(flag for flag in flags if isinstance(flag, bool)):
+        return False
+    dynamic = [flag for flag in flags if not isinstance(flag, bool)]
+    return tf.reduce_all(tf.stack(dynamic)) if dynamic else True
 
 
 # Capacities as fractions of a group's size; each is rounded up to the channel multiple.
@@ -363,6 +385,10 @@ def capacity_set(keep, values, priority, capacity):
     """
     size = int(keep.shape[0])
     capacity = min(int(capacity), size)
+    if capacity == size:  # every structure has a slot: no selection, weights read as they are
+        mask = tf.cast(keep, tf.float32)
+        values = values * tf.cast(mask, values.dtype)
+        return ActiveSet(tf.range(size), values, mask, True), tf.constant(0, tf.int32)
     priority = tf.stop_gradient(tf.cast(priority, tf.float32))
     # Kept structures score in [2, 3], unkept ones in [0, 1]: kept first, by priority.
     score = priority + 2.0 * tf.cast(keep, tf.float32)

@@ -1,6 +1,7 @@
 """The step-time benchmark's graph-engine rows compare like with like: same widths, same layers."""
 
 import keras
+import tensorflow as tf
 
 from benchmarks import step_time
 from tfgrow.graph import count_model
@@ -30,3 +31,15 @@ def test_graph_stock_model_has_the_growing_models_widths_and_its_layers():
     assert [tuple(v.shape) for v in full.weights] == [
         tuple(v.shape) for v in network.source.weights
     ]
+
+
+def test_graph_ops_count_the_functions_a_step_calls_and_both_cond_branches():
+    inner = tf.function(lambda x: tf.sin(x) * 2.0 + 1.0)
+    x = tf.constant([1.0, 2.0])
+    alone = step_time.graph_ops(lambda x: tf.sin(x) * 2.0 + 1.0, x)
+    # The call adds the callee's graph, not just a call op.
+    assert step_time.graph_ops(lambda x: inner(x), x) > alone
+    branched = step_time.graph_ops(
+        lambda x: tf.cond(x[0] > 0, lambda: tf.sin(x) * 2.0 + 1.0, lambda: tf.cos(x) - 1.0), x
+    )
+    assert branched > alone + 2  # the untaken branch is part of the step's graph

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import tfgrow
 from tests.fixtures import graphs
-from tfgrow.masks import Temperature
+from tfgrow.masks import Temperature, active_set, capacity_ladder
 from tfgrow.models import keras_resnet_cifar, mobilenet_v1
 
 FAST = {
@@ -46,13 +46,17 @@ def _randomise_logits(grown, seed):
         group.counters.assign(rng.uniform(0.0, 2.0, group.counters.shape).astype(np.float32))
 
 
-def _outputs_and_gradients(grown, context, images):
+def _outputs_and_gradients(grown, context, images, numpy=True):
     variables = grown.trainable_variables
     with tf.GradientTape() as tape:
         outputs = grown.forward(images, context)
         loss = tf.reduce_sum(tf.sin(3.0 * outputs))
-    gradients = tape.gradient(loss, variables)
-    return outputs, [None if g is None else tf.convert_to_tensor(g).numpy() for g in gradients]
+    gradients = [
+        None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)
+    ]
+    if numpy:
+        gradients = [None if g is None else g.numpy() for g in gradients]
+    return outputs, gradients
 
 
 def _check_compact_matches_dense(builder, training, channel_multiple=1, seed=0, **kwargs):
@@ -81,6 +85,62 @@ def _check_compact_matches_dense(builder, training, channel_multiple=1, seed=0, 
 @pytest.mark.parametrize("training", [True, False])
 def test_compact_matches_dense_outputs_and_gradients(name, training):
     _check_compact_matches_dense(FAST[name], training)
+
+
+def _complete_context(grown, static):
+    """A sampled context in which every other group computes all its channels in place.
+
+    Ragged: those groups keep all channels but channel 1 (rounded up to a multiple of 4, channel
+    1 pads the set: complete, value 0) with mask values in (0.2, 0.9). Static: those groups run
+    at a capacity of their full size, the others one ladder rung below it.
+    """
+    names = sorted(grown.channel_groups)
+    full = set(names[::2])
+    capacities = None
+    if static:
+        capacities = {
+            name: group.size if name in full else capacity_ladder(group.size, 4)[-2]
+            for name, group in grown.channel_groups.items()
+        }
+    context = grown.sample_context(
+        tf.constant([4, 7], tf.int64), Temperature(), 0.5, capacities=capacities
+    )
+    context.training = True
+    if not static:
+        for index, name in enumerate(sorted(full)):
+            size = grown.channel_groups[name].size
+            values = tf.random.stateless_uniform([size], [index, 1], 0.2, 0.9)
+            context.channels[name] = active_set(tf.range(size) != 1, values, multiple=4)
+    return context
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["ragged", "static"])
+def test_complete_groups_skip_gathers_and_still_match_dense(static):
+    # A complete group reads its weights as they are (a tf.cond at run time in the ragged mode,
+    # decided at trace time at a full capacity); its mask values and zeros must still apply.
+    model, grown = _grown(FAST["resnet20"], channel_multiple=4)
+    _randomise_logits(grown, 3)
+    images = tf.random.normal([3, *model.input_shape[1:]], seed=3)
+
+    complete = [active.complete for active in _complete_context(grown, static).channels.values()]
+    assert 0 < sum(bool(c) for c in complete) < len(complete)
+    if static:  # known at trace time: no gather is built at all
+        assert all(c is True or c is False for c in complete)
+
+    @tf.function
+    def run(dense):
+        context = _complete_context(grown, static)
+        context = grown.dense_equivalent(context) if dense else context
+        return _outputs_and_gradients(grown, context, images, numpy=False)
+
+    compact_out, compact_grads = run(False)
+    dense_out, dense_grads = run(True)
+    np.testing.assert_allclose(compact_out, dense_out, rtol=1e-3, atol=1e-4)
+    for variable, a, b in zip(grown.trainable_variables, compact_grads, dense_grads):
+        a = np.zeros(variable.shape) if a is None else np.asarray(a)
+        b = np.zeros(variable.shape) if b is None else np.asarray(b)
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=3e-3 * scale, err_msg=variable.path)
 
 
 def test_compact_matches_dense_with_padded_widths():

@@ -75,6 +75,43 @@ def test_steps_move_logits_counters_flops_and_logits_of_the_network():
     assert not np.allclose(grown.forward(images, grown.full_context()).numpy(), before_outputs)
 
 
+def test_one_draw_samples_every_group_at_its_probabilities_and_replays():
+    """sample_context draws all groups from one stream: each structure still follows its own
+    Bernoulli(sigma(beta s)), groups are not copies of each other, and a step replays."""
+    grown = _grown(grow_layers=True)
+    groups = grown.group_variables()
+    for index, group in enumerate(groups.values()):
+        group.logits.assign(tf.fill(group.logits.shape, float(index % 3)))  # p 0.5, 0.73, 0.88
+    temperature = Temperature(num_epochs=3)
+    gate_names = {block: group.name for block, group in grown.gate_groups.items()}
+
+    def draw(step):
+        context = grown.sample_context(step_seed(3, step), temperature, 0.0)
+        masks = {name: active.mask.numpy() for name, active in context.channels.items()}
+        for block, gate in context.gates.items():
+            masks[gate_names[block]] = np.array([float(gate.on)])
+        return masks
+
+    draws = [draw(step) for step in range(300)]
+    for name, replayed in draw(0).items():
+        np.testing.assert_array_equal(replayed, draws[0][name])
+    for index, (name, group) in enumerate(groups.items()):
+        p = 1 / (1 + np.exp(-(index % 3)))
+        frequency = np.mean([d[name] for d in draws])
+        # 4 binomial standard deviations, plus the bias of keeping one channel when a group of
+        # >= 8 draws none (0.5 ** 8 / 8 at most).
+        assert abs(frequency - p) < 4 * np.sqrt(p * (1 - p) / (300 * group.size)) + 0.001, name
+    # Two channel groups of one size and one probability draw differently: not one stream reused.
+    names = list(groups)
+    first, second = next(
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 3 :: 3]
+        if groups[a].kind == "channel" and groups[a].size == groups[b].size
+    )
+    assert any(not np.array_equal(d[first], d[second]) for d in draws)
+
+
 def test_unsampled_logits_move_only_by_the_budget_term():
     """METHOD.md Eq. 8: s_j -= lr * beta sigma'(beta s_j) * lambda when q_j = 0."""
     grown = _grown()

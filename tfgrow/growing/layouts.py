@@ -9,7 +9,7 @@ its `ActiveSet` on the full axis is the concatenation with each group's offset.
 
 import tensorflow as tf
 
-from tfgrow.masks import FULL, ActiveSet
+from tfgrow.masks import FULL, ActiveSet, all_complete
 
 
 class LayoutSets:
@@ -55,7 +55,8 @@ class LayoutSets:
                 values.append(active.values)
                 masks.append(active.mask)
             offset += size
-        return ActiveSet(tf.concat(indices, 0), tf.concat(values, 0), tf.concat(masks, 0))
+        complete = all_complete([active.complete for active in sets])
+        return ActiveSet(tf.concat(indices, 0), tf.concat(values, 0), tf.concat(masks, 0), complete)
 
     def mask(self, layout):
         """Float 0/1 vector over the layout's full axis: the channels this pass computes."""
@@ -74,6 +75,6 @@ class LayoutSets:
         for g in layout:
             if self.group_sizes[g] % 4:
                 return False
-            if not self.group(g).is_full and not multiple_ok:
+            if not self.group(g).known_complete and not multiple_ok:
                 return False
         return True

@@ -149,7 +149,7 @@ class GrowingModel(MaskedStructures, keras.Model):
         result = []
         for spec in self._weighted_specs():
             inputs = sets(spec.input_layouts[0])
-            if inputs.is_full:
+            if inputs.known_complete:  # read whole; `weight_masks` masks its update
                 continue
             on = self.gate_on(context, spec.block)
             for kernel in kernels_of(spec.layer):

@@ -30,7 +30,7 @@ from tfgrow.masks import (
     capacity_set,
     choose_capacity,
     count_bound,
-    fold_in,
+    keep_at_least_one,
     sample_fixed,
     sample_mask,
 )
@@ -153,22 +153,29 @@ class MaskedStructures:
         )
         if not self.growing:
             return context
-        for index, (name, group) in enumerate(self._all_groups()):
-            group_seed = fold_in(seed, index)
-            beta = temperature.beta(tf.convert_to_tensor(group.counters), epoch)
-            at_least_one = group.kind == "channel"
-            if self.fixed_probability is None:
-                q, relaxed = sample_mask(group.logits, beta, group_seed, relaxation, at_least_one)
-            else:
-                q, relaxed = sample_fixed(
-                    group.logits, self.fixed_probability, group_seed, at_least_one
-                )
+        groups = self._all_groups()
+        sizes = [group.size for _, group in groups]
+        logits = tf.concat([tf.convert_to_tensor(group.logits) for _, group in groups], 0)
+        counters = tf.concat([tf.convert_to_tensor(group.counters) for _, group in groups], 0)
+        beta = temperature.beta(counters, epoch)
+        # One draw over every group's structures end to end (in `_all_groups` order): a seed
+        # and a draw per group cost about 100 hashing ops each, 7,500 of the 35,000 graph ops
+        # of ResNet-50's step (75 groups).
+        if self.fixed_probability is None:
+            q, relaxed = sample_mask(logits, beta, seed, relaxation, at_least_one=False)
+        else:
+            q, relaxed = sample_fixed(logits, self.fixed_probability, seed, at_least_one=False)
+        priority = tf.sigmoid(beta * logits)
+        parts = zip(*(tf.split(t, sizes) for t in (logits, q, relaxed, priority)))
+        for (name, group), (group_logits, group_q, group_relaxed, group_priority) in zip(
+            groups, parts
+        ):
             if group.kind == "layer":
-                context.gates[name] = Gate(q[0], relaxed[0])
+                context.gates[name] = Gate(group_q[0], group_relaxed[0])
             else:
-                priority = tf.sigmoid(beta * tf.convert_to_tensor(group.logits))
+                group_q = keep_at_least_one(group_q, group_logits)
                 context.channels[name] = self._active_set(
-                    context, name, q, relaxed, priority, capacities
+                    context, name, group_q, group_relaxed, group_priority, capacities
                 )
         return context
 

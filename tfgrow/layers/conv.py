@@ -115,7 +115,7 @@ class _GrowableBase(keras.layers.Layer):
         `on` is the enclosing block's 0/1 gate.
         """
         inputs = context.active(self.input_group)
-        if inputs.is_full:
+        if inputs.known_complete:  # read whole; `weight_masks` masks its update
             return None
         axis = self.kernel_input_axis
         rows = gather_rows(self.kernel, inputs.indices, axis)

@@ -91,12 +91,11 @@ class MaskedMomentum(tf.Module):
         new_weights, new_velocity = self._update(
             rows.rows, velocity_rows, gradient, tf.cast(learning_rate, rows.rows.dtype)
         )
-        keep = tf.broadcast_to(rows.mask, tf.shape(rows.rows)) > 0
+        new_velocity, new_weights = _keep_uncomputed(
+            rows, (new_velocity, new_weights), (velocity_rows, rows.rows)
+        )
         indices = row_indices(rows.variable.shape, rows.axis, rows.indices)
-        return [
-            (velocity, indices, tf.where(keep, new_velocity, velocity_rows)),
-            (rows.variable, indices, tf.where(keep, new_weights, rows.rows)),
-        ]
+        return [(velocity, indices, new_velocity), (rows.variable, indices, new_weights)]
 
     def _velocity_of(self, variable):
         """The velocity slot of `variable` (a list scan: a dict keyed by id would be tracked)."""
@@ -122,6 +121,23 @@ class MaskedMomentum(tf.Module):
         new_weights, new_velocity = self._update(weights, velocity, gradient, learning_rate)
         keep = mask > 0
         return tf.where(keep, new_weights, weights), tf.where(keep, new_velocity, velocity)
+
+
+def _keep_uncomputed(rows, new, old):
+    """`new` where `rows.mask` is 1, `old` elsewhere (tensors shaped like `rows.rows`).
+
+    With ragged widths (shape unknown at trace time) a `tf.cond` skips the selection when every
+    entry was computed (a full-width group with every channel sampled): two passes over the
+    rows saved. Under XLA the selection fuses into the update, so it stays unconditional.
+    """
+
+    def select():
+        keep = rows.mask > 0  # [k, columns]: broadcast by the selection, not materialised
+        return tuple(tf.where(keep, n, o) for n, o in zip(new, old))
+
+    if rows.rows.shape.is_fully_defined():
+        return select()
+    return tf.cond(tf.reduce_all(rows.mask > 0), lambda: tuple(tf.identity(n) for n in new), select)
 
 
 def row_indices(shape, axis, indices):
