@@ -34,12 +34,13 @@ from tfgrow.graph import counting
 from tfgrow.masks import Temperature
 from tfgrow.train import loop
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, make_checkpoint
+from tfgrow.train.methods import GROWING_METHODS
 
 
 def export_run(model_dir, export_dir, format="saved_model"):
     """Exports a training run's final network; returns the export info dict.
 
-    Growing runs (`summary.json` method "grow" or "full"): the network is rebuilt from
+    Growing runs (`summary.json` method "grow", "random" or "full"): the network is rebuilt from
     `operative_config.gin`, restored from the latest checkpoint and converted by `plain_model`.
     MorphNet runs and the stock-Keras baselines (`STOCK_MODEL_METHODS`): `final_model.keras` is
     exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s,
@@ -117,7 +118,7 @@ def restore_network(model_dir):
     settings.update(gin.get_bindings("tfgrow.train"))
     info = data_lib.dataset_info(settings["dataset"], data_dir=settings["data_dir"])
     network = settings["model_fn"](
-        info.input_shape, info.num_classes, growing=settings["method"] == "grow"
+        info.input_shape, info.num_classes, growing=settings["method"] in GROWING_METHODS
     )
     network.channel_multiple = int(settings["channel_multiple"])
     trainer_state = tf.Module()

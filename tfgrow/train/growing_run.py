@@ -28,6 +28,7 @@ from tfgrow.train import strategy as strategy_lib
 from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.checkpoint import RunCheckpoints, WallClock, make_checkpoint, skip_epochs
 from tfgrow.train.errors import NonFiniteLossError
+from tfgrow.train.methods import GROWING_METHODS
 from tfgrow.train.progress import Progress, describe_run
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.schedules import learning_rate_schedule
@@ -46,7 +47,7 @@ class GrowingRun:
     def __init__(self, settings, run_directory):
         self.settings = settings = types.SimpleNamespace(**settings)
         self.strategy = strategy = settings.strategy
-        self.growing = settings.method in ("grow", "random")
+        self.growing = settings.method in GROWING_METHODS
         self.budget = Budget()
         self.temperature = Temperature(
             settings.beta0,

@@ -19,5 +19,7 @@ MORPHNET_METHODS = ("morphnet", "width_multiplier")  # run by tfgrow.morphnet.ru
 PLAIN_BASELINES = ("uniform", "direct_design", "l1_pruning", "magnitude_pruning")
 # "random" is the growing trainer with fixed probabilities (tfgrow.baselines.random_sampling).
 METHODS = ("grow", "full", "random") + MORPHNET_METHODS + PLAIN_BASELINES
+# Methods that train masked structures (growing=True): export rebuilds their network at H(s).
+GROWING_METHODS = ("grow", "random")
 # Methods whose model_fn builds a tfgrow GrowingNetwork (direct design rebuilds its source's).
 NETWORK_METHODS = ("grow", "full", "random", "direct_design")
