@@ -212,7 +212,7 @@ def draw_tradeoff(rows, kind):
     """
     title = f"Test accuracy vs {'params' if kind == 'params' else 'FLOPs'}"
     figure, axis = plt.subplots(figsize=(7, 5))
-    palette = plt.get_cmap("tab10")
+    palette = plt.get_cmap("tab20")  # 20 colours: no two of the 12 default methods share one
     methods = sorted({row["method"] for row in rows})
     for index, method in enumerate(methods):
         points = sorted(
@@ -228,7 +228,7 @@ def draw_tradeoff(rows, kind):
             marker="osD^vPX"[index % 7],
             capsize=3,
             label=method,
-            color=palette(index % 10),
+            color=palette(index % 20),
             linestyle="-" if len(points) > 1 else "none",
         )
     _clip_far_below(axis, rows, kind)
@@ -254,14 +254,14 @@ def _clip_far_below(axis, rows, kind):
     if bottom <= min(accuracies):
         return
     axis.set_ylim(bottom, best + 1.5)
-    for row, accuracy in zip(rows, accuracies):
-        if accuracy < bottom:
-            x = row[f"{kind}_fraction_mean"]
-            axis.annotate(
-                f"{row['method']}: {accuracy:.1f}% (off scale)",
-                xy=(x, bottom),
-                xytext=(x, bottom + 0.8),
-                fontsize=7,
-                ha="center",
-                arrowprops={"arrowstyle": "->"},
-            )
+    below = [(row, a) for row, a in zip(rows, accuracies) if a < bottom]
+    for index, (row, accuracy) in enumerate(below):
+        x = row[f"{kind}_fraction_mean"]
+        axis.annotate(
+            f"{row['method']}: {accuracy:.1f}% (off scale)",
+            xy=(x, bottom),
+            xytext=(x, bottom + 0.8 + 0.8 * index),  # stacked, so that close labels stay legible
+            fontsize=7,
+            ha="left",
+            arrowprops={"arrowstyle": "->"},
+        )
