@@ -72,6 +72,9 @@ def compare(grow, full):
         "grow_wall_time_s": grow["wall_time_s"],
         "full_wall_time_s": full["wall_time_s"],
         "wall_time_ratio": grow["wall_time_s"] / full["wall_time_s"],
+        # Measured at the end of the grow run, in its process: one training step of H(s)
+        # against one of the full network, both as stock Keras models (tfgrow.train.step_timing).
+        "step_time_ratio": grow.get("step_time_ratio"),
     }
     figures["targets"] = {
         "accuracy_within_1_point": figures["accuracy_gap_points"] <= 1.0,
@@ -106,6 +109,10 @@ def print_table(figures):
         ("accuracy gap (points)", f"{figures['accuracy_gap_points']:.2f}"),
         ("params: grown / full", f"{figures['params_fraction']:.3f}"),
         ("FLOPs: grown / full", f"{figures['flops_fraction']:.3f}"),
+        (
+            "step time: grown / full (measured)",
+            "n/a" if figures["step_time_ratio"] is None else f"{figures['step_time_ratio']:.3f}",
+        ),
         ("train_cost_savings (x)", f"{figures['train_cost_savings']:.2f}"),
         (
             "wall time: grow / full",

@@ -35,7 +35,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 from absl import app, flags
@@ -43,7 +42,8 @@ from absl import app, flags
 flags.DEFINE_list(
     "models",
     ["resnet20", "vgg16"],
-    "Models to time: resnet20, vgg16 (GrowingNetwork), mobilenet_v1, resnet50 (tfgrow.grow).",
+    "Models to time: resnet20, vgg16 (GrowingNetwork), resnet20_graph, mobilenet_v1, resnet50"
+    " (tfgrow.grow).",
 )
 flags.DEFINE_list("fractions", ["0.25", "0.5", "0.75", "1.0"], "Active channel fractions.")
 flags.DEFINE_integer("batch_size", 128, "Global batch size.")
@@ -75,12 +75,17 @@ FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUTS = {
     "resnet20": ((28, 28, 1), 10),
+    "resnet20_graph": ((28, 28, 1), 10),
     "vgg16": ((32, 32, 3), 10),
     "mobilenet_v1": ((32, 32, 3), 10),
     "resnet50": ((32, 32, 3), 10),
 }
 # Plain Keras builders (tfgrow.models) that the graph engine grows.
-GRAPH_BUILDERS = {"mobilenet_v1": "mobilenet_v1", "resnet50": "resnet50"}
+GRAPH_BUILDERS = {
+    "resnet20_graph": "keras_resnet_cifar",
+    "mobilenet_v1": "mobilenet_v1",
+    "resnet50": "resnet50",
+}
 TARGETS = {"ragged": 1.15, "xla": 1.15, "full": 1.05, "memory": 1.5}
 
 
@@ -237,25 +242,9 @@ def growing_step(network, jit_compile):
 
 
 def stock_step(model, jit_compile):
-    import tensorflow as tf
+    from tfgrow.train.step_timing import stock_step as library_stock_step
 
-    from tfgrow.train.optimizer import MaskedMomentum
-
-    variables = model.trainable_variables
-    optimizer = MaskedMomentum(variables, 0.9, 5e-4, name="stock")
-
-    @tf.function(jit_compile=jit_compile)
-    def step(batch):
-        images, labels = batch
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        gradients = tape.gradient(loss, variables)
-        for variable, value in optimizer.step(gradients, 1e-3):
-            variable.assign(value)
-        return loss
-
-    return step
+    return library_stock_step(model, jit_compile)
 
 
 def batch_for(name):
@@ -270,18 +259,9 @@ def batch_for(name):
 
 def time_interleaved(steps, batch):
     """Median seconds per step of each named step function, rounds interleaved."""
-    for step in steps.values():  # trace, compile, warm up
-        for _ in range(2):
-            float(step(batch))
-    rounds = {name: [] for name in steps}
-    for _ in range(FLAGS.repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(FLAGS.steps):
-                result = step(batch)
-            float(result)
-            rounds[name].append((time.perf_counter() - start) / FLAGS.steps)
-    return {name: float(np.median(times)) for name, times in rounds.items()}
+    from tfgrow.train.step_timing import time_interleaved as library_time_interleaved
+
+    return library_time_interleaved(steps, batch, FLAGS.repeats, FLAGS.steps)
 
 
 def time_model(name):

@@ -46,12 +46,19 @@ def main(argv):
     )
     strategy = make_strategy(tpu=FLAGS.tpu)
     summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
+    step_time = ""
+    if "step_time_ratio" in summary:  # growing runs: measured H(s) step vs the full network's
+        step_time = (
+            f"  step time final/full {summary['step_time_ratio']:.2f}x "
+            f"(FLOPs {summary['flops'] / summary['flops_full']:.2f}x)"
+        )
     logging.info(
-        "done: eval_accuracy %.4f  params %d/%d  train_cost_savings %.2fx  wall %.0fs  -> %s",
+        "done: eval_accuracy %.4f  params %d/%d  train_cost_savings %.2fx%s  wall %.0fs  -> %s",
         summary["eval_accuracy"],
         summary["params"],
         summary["params_full"],
         summary["train_cost_savings"],
+        step_time,
         summary["wall_time_s"],
         os.path.join(FLAGS.model_dir, "summary.json"),
     )

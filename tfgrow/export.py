@@ -111,6 +111,17 @@ def plain_model(network, temperature=None, epoch=None, name=None):
     return build_plain_model(network, channels, gates, name)
 
 
+def full_plain_model(network, name=None):
+    """A stock-Keras functional model of `network` with every channel and block kept (values 1).
+
+    The maximal network of a growing run, e.g. to time against its final architecture
+    (`tfgrow.train.step_timing`).
+    """
+    if isinstance(network, GrowingModel):
+        return plain_keras_model(network, {}, {}, name)
+    return build_plain_model(network, {}, {}, name)
+
+
 def build_plain_model(network, channels, gates, name=None):
     """A stock-Keras model of `network` at the given kept structures, weights sliced from it.
 

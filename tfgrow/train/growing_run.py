@@ -32,6 +32,7 @@ from tfgrow.train.methods import GROWING_METHODS
 from tfgrow.train.progress import Progress, describe_run
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.schedules import learning_rate_schedule
+from tfgrow.train.step_timing import architecture_step_times
 from tfgrow.train.trainer import Trainer
 
 
@@ -67,6 +68,7 @@ class GrowingRun:
         )
         num_train = min(info.num_train, settings.max_train_examples or info.num_train)
         self.steps_per_epoch = max(1, num_train // settings.global_batch_size)
+        self.train_data = train_data
         with strategy.scope():
             self.model, self.trainer = self._network_and_trainer(info)
         self.planner = self._capacity_planner()
@@ -238,8 +240,10 @@ class GrowingRun:
             run["capacity_overflows"] = planner.overflow_steps
             run["capacity_dropped"] = planner.dropped
             run["capacities"] = planner.history[-1] if planner.history else {}
+        wall_time = self.clock.seconds()  # training and evaluation, not the timing below
+        run.update(self._step_times())
         summary = reporting.summary(
-            self.model, self.trainer, self.budget, run, evaluation, self.clock.seconds()
+            self.model, self.trainer, self.budget, run, evaluation, wall_time
         )
         write_json(os.path.join(self.write_dir, "summary.json"), summary)
         if self.growing:
@@ -247,6 +251,17 @@ class GrowingRun:
         if self.write_dir != settings.model_dir:  # only the chief's checkpoints are kept
             tf.io.gfile.rmtree(os.path.join(self.write_dir, "checkpoints"))
         return summary
+
+    def _step_times(self):
+        """`summary.json`'s measured step times of H(s) and of the full network (chief only)."""
+        steps = self.settings.step_timing_steps
+        if not steps or self.write_dir != self.settings.model_dir:
+            return {}
+        if isinstance(self.strategy, tf.distribute.TPUStrategy):
+            return {}  # stock Keras steps outside the TPU strategy would time the host CPU
+        batch = next(iter(self.train_data))
+        epoch = float(self.trainer.read("step")) / self.steps_per_epoch
+        return architecture_step_times(self.model, batch, self.temperature, epoch, steps)
 
 
 def evaluate(trainer, dist_eval, capacities=None):

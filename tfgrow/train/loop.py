@@ -80,6 +80,7 @@ def train(
     static_capacities=None,
     capacity_sigmas=4.0,
     capacity_headroom=1.0,
+    step_timing_steps=5,
     strategy=None,
 ):
     """Trains one network and writes checkpoints, TensorBoard events and `summary.json`.
@@ -110,6 +111,10 @@ def train(
             between epochs (`tfgrow/train/capacity.py`); None follows `jit_compile`.
         capacity_sigmas, capacity_headroom: a capacity holds (mean + sigmas * std of a step's
             count, or the largest count seen last epoch if larger) * headroom.
+        step_timing_steps: growing, full and random runs end by timing this many training
+            steps per round (3 rounds) of the final architecture and of the full network as
+            stock Keras models (`tfgrow/train/step_timing.py`; `summary.json`'s
+            `step_time_*`); 0 skips it.
         strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
 
     Returns:

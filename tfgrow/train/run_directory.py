@@ -34,6 +34,7 @@ RECORD_FILE = "run_config.json"
 NEUTRAL_SETTINGS = (
     "tfgrow.train.data_dir",
     "tfgrow.train.log_every_steps",
+    "tfgrow.train.step_timing_steps",
     "tfgrow.RunCheckpoints.fall_back",
     "tfgrow.RunCheckpoints.max_to_keep",
     "tfgrow.RunDirectory.",  # this opt-in itself
