@@ -95,26 +95,22 @@ def train(
         global_batch_size: examples per step over all replicas.
         learning_rate, schedule: weight learning rate and its schedule (`SCHEDULES`).
         momentum, weight_decay: weight optimiser settings.
-        mask_learning_rate: the logits' base learning rate (None: the weights'), same schedule.
-        mask_momentum: logit momentum.
-        temperature_mode, beta0, final_temperature: METHOD.md §1.4.
-        relaxation: "sigmoid" or "gumbel".
+        mask_learning_rate, mask_momentum: the logits' base learning rate (None: the
+            weights'; same schedule) and momentum.
+        temperature_mode, beta0, final_temperature, relaxation: METHOD.md §1.4, §1.2.
         seed: seed of initialisation, data order and mask sampling.
-        data_dir: tfds data directory (may be gs://).
-        max_train_examples, max_eval_examples: truncate the splits (tiny runs).
-        log_every_steps: console and TensorBoard logging interval.
-        mock_data_if_missing: use `tfds.testing.mock_data` if the dataset is missing (smoke runs).
+        data_dir, max_train_examples, max_eval_examples: tfds data directory (may be gs://);
+            truncate the splits (tiny runs).
+        log_every_steps, mock_data_if_missing: logging interval; use `tfds.testing.mock_data`
+            if the dataset is missing (smoke runs).
         channel_multiple: compute each group's active channels rounded up to this multiple
             (extra channels carry mask 0; not counted or updated; measured: `masks.active_set`).
         jit_compile: compile the steps with XLA (`configs/modes/xla.gin`); static capacities.
         static_capacities: run every channel group at a capacity from a small ladder, re-chosen
             between epochs (`tfgrow/train/capacity.py`); None follows `jit_compile`.
         capacity_sigmas, capacity_headroom: a capacity holds (mean + sigmas * std of a step's
-            count, or the largest count seen last epoch if larger) * headroom.
-        step_timing_steps: growing, full and random runs end by timing this many training
-            steps per round (3 rounds) of the final architecture and of the full network as
-            stock Keras models (`tfgrow/train/step_timing.py`; `summary.json`'s
-            `step_time_*`); 0 skips it.
+            count, or last epoch's largest count if larger) * headroom.
+        step_timing_steps: steps per round of `summary.json`'s `step_time_*` (0 skips them).
         strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
 
     Returns:
