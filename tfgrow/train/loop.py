@@ -87,8 +87,7 @@ def train(
 
     Args:
         model_dir: output directory (from the launcher's --model_dir).
-        model_fn: builder `(input_shape, num_classes, **kwargs) -> model`, e.g.
-            `@tfgrow.grown_model` (grows `tfgrow.grown_model.builder`'s Keras model).
+        model_fn: `(input_shape, num_classes, **kwargs) -> model`, e.g. `@tfgrow.grown_model`.
         dataset: tfds name, e.g. "fashion_mnist" or "cifar10".
         method: one of `tfgrow.train.methods.METHODS` (that module says what each runs).
         epochs: training epochs T (also sets gamma = final_temperature ** (1 / T)).
