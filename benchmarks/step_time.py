@@ -242,7 +242,7 @@ def growing_step(network, jit_compile):
 
 
 def stock_step(model, jit_compile):
-    from tfgrow.train.step_timing import stock_step as library_stock_step
+    from tfgrow.timing import stock_step as library_stock_step
 
     return library_stock_step(model, jit_compile)
 
@@ -259,7 +259,7 @@ def batch_for(name):
 
 def time_interleaved(steps, batch):
     """Median seconds per step of each named step function, rounds interleaved."""
-    from tfgrow.train.step_timing import time_interleaved as library_time_interleaved
+    from tfgrow.timing import time_interleaved as library_time_interleaved
 
     return library_time_interleaved(steps, batch, FLAGS.repeats, FLAGS.steps)
 

@@ -15,7 +15,7 @@ import gin
 
 from tfgrow import cost as cost_lib
 
-METRICS = ("params", "flops")
+METRICS = ("params", "flops", "latency")
 
 
 @gin.configurable(module="tfgrow")
@@ -25,7 +25,9 @@ class Budget:
 
     Args:
         target: target cost as a fraction of the full network, in (0, 1]; None for fixed lambda.
-        metric: "params" (default) or "flops".
+        metric: "params" (default), "flops", or "latency": the predicted training-step time
+            of H(s) on the run's device, from a table of measured layer times built at the
+            start of the run (`tfgrow.latency.LatencyTable`; graph-engine networks).
         lambda_channel_base: lambda_c_base (0.5 when only channels grow, 1.0 with layers).
         lambda_layer_base: lambda_l_base (0.1 when layers grow too).
         update_steps: refresh lambda every this many steps. Default 1 (inside the compiled
@@ -84,6 +86,9 @@ class Budget:
         gap = current_fraction - float(self.target)
         return self.lambda_channel_base * gap, self.lambda_layer_base * gap
 
-    def current_fraction(self, layer_costs, widths, blocks):
-        """Cost fraction of an architecture (Python numbers or tensors) in this metric."""
-        return cost_lib.fraction(layer_costs, widths, blocks, self.metric)
+    def current_fraction(self, layer_costs, widths, blocks, latency=None):
+        """Cost fraction of an architecture (Python numbers or tensors) in this metric.
+
+        `latency`: the network's `LatencyTable` (metric "latency" only).
+        """
+        return cost_lib.fraction(layer_costs, widths, blocks, self.metric, latency)

@@ -39,6 +39,9 @@ class LayerCost:
         input_layout, output_layout: for a side made of several groups (after a Concatenate or
             a Flatten), `((group or None, full width, repeats), ...)`; it replaces the side's
             group and width (None marks a fixed group).
+        input_size: (H, W) of a conv's input ((), dense and batch norm); with `strides`, what
+            the latency table (`tfgrow.latency`) times the layer at.
+        strides: a conv's strides.
     """
 
     name: str
@@ -54,9 +57,11 @@ class LayerCost:
     block: str | None = None
     input_layout: tuple = ()
     output_layout: tuple = ()
+    input_size: tuple = ()
+    strides: tuple = (1, 1)
 
 
-def _exact(value):
+def exact(value):
     """Python numbers stay exact; tensors become float64 (no int32 overflow, mixes with 0/1)."""
     return tf.cast(value, tf.float64) if tf.is_tensor(value) else value
 
@@ -64,18 +69,25 @@ def _exact(value):
 def _width(group, full_width, widths):
     if group is None:
         return full_width
-    return _exact(widths[group])
+    return exact(widths[group])
 
 
-def _side_width(group, full_width, layout, widths):
+def side_width(group, full_width, layout, widths):
+    """The width of one side of a layer (a group, a fixed width, or a layout of groups)."""
     if not layout:
         return _width(group, full_width, widths)
     return sum(repeats * _width(name, size, widths) for name, size, repeats in layout)
 
 
+def layer_widths(layer, widths):
+    """(C_in, C_out) of `layer` at `widths` (missing groups: full; Python numbers or tensors)."""
+    c_in = side_width(layer.input_group, layer.input_width, layer.input_layout, widths)
+    c_out = side_width(layer.output_group, layer.output_width, layer.output_layout, widths)
+    return c_in, c_out
+
+
 def _layer_counts(layer, widths):
-    c_in = _side_width(layer.input_group, layer.input_width, layer.input_layout, widths)
-    c_out = _side_width(layer.output_group, layer.output_width, layer.output_layout, widths)
+    c_in, c_out = layer_widths(layer, widths)
     kh, kw = layer.kernel_size
     if layer.kind == "batch_norm":  # gamma and beta: counted below (use_batch_norm)
         params, flops = 0, 0
@@ -109,7 +121,7 @@ def count(layers, widths, blocks=None):
     for layer in layers:
         params, flops = _layer_counts(layer, widths)
         if layer.block is not None and layer.block in blocks:
-            on = _exact(blocks[layer.block])
+            on = exact(blocks[layer.block])
             params, flops = params * on, flops * on
         total_params = total_params + params
         total_flops = total_flops + flops
@@ -135,10 +147,24 @@ def training_flops(forward_flops_per_example, batch_size):
     return TRAINING_FLOPS_PER_FORWARD * forward_flops_per_example * batch_size
 
 
-def fraction(layers, widths, blocks, metric):
-    """The cost of (widths, blocks) as a fraction of the full network, in params or flops."""
+def fraction(layers, widths, blocks, metric, latency=None):
+    """The cost of (widths, blocks) as a fraction of the full network.
+
+    Args:
+        layers, widths, blocks: as `count`.
+        metric: "params", "flops" or "latency" (predicted training-step time).
+        latency: the `tfgrow.latency.LatencyTable` of `layers` (metric "latency" only).
+    """
+    if metric == "latency":
+        if latency is None:
+            raise ValueError(
+                "Expected a LatencyTable for the budget metric 'latency' (a growing run builds "
+                "one at its start when tfgrow.Budget.metric = 'latency'). Received: none. Use "
+                "the launcher, or metric 'params' or 'flops'."
+            )
+        return latency.fraction(widths, blocks)
     if metric not in ("params", "flops"):
-        raise ValueError(f"Expected metric 'params' or 'flops'. Received: {metric!r}")
+        raise ValueError(f"Expected metric 'params', 'flops' or 'latency'. Received: {metric!r}")
     index = 0 if metric == "params" else 1
     current = count(layers, widths, blocks)[index]
     full = count(layers, full_widths(layers), {})[index]

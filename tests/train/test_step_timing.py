@@ -11,6 +11,7 @@ from tests.fixtures import graphs
 from tfgrow import cost as cost_lib
 from tfgrow.graph.counting import count_model
 from tfgrow.masks import Temperature
+from tfgrow.timing import stock_step, time_interleaved
 from tfgrow.train import step_timing
 
 
@@ -41,7 +42,7 @@ def test_time_interleaved_runs_every_function_and_reports_medians():
 
         return step
 
-    seconds = step_timing.time_interleaved(
+    seconds = time_interleaved(
         {"slow": make("slow", 0.03), "fast": make("fast", 0.003)}, None, 3, 2, warmup=1
     )
     assert calls == {"slow": 1 + 3 * 2, "fast": 1 + 3 * 2}
@@ -62,7 +63,7 @@ def test_stock_step_is_one_momentum_sgd_step_with_weight_decay():
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
             layer.moving_variance.assign(tf.ones_like(layer.moving_variance))
-    step = step_timing.stock_step(model, learning_rate=0.1)
+    step = stock_step(model, learning_rate=0.1)
     step_loss = float(step((images, labels)))
     assert np.isclose(step_loss, float(loss), rtol=1e-5)
     for old, gradient, variable in zip(before, gradients, model.trainable_variables):

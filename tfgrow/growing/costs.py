@@ -34,6 +34,16 @@ def _side(graph, layout, prunable_names):
     return None, width, entries
 
 
+def _geometry(layer, pointwise):
+    """(input (H, W), strides) of a conv (the pointwise half of a separable conv: its output's
+    size, stride 1); ((), (1, 1)) for a dense layer."""
+    if isinstance(layer, L.Dense):
+        return (), (1, 1)
+    if pointwise:
+        return tuple(layer.output.shape[1:3]), (1, 1)
+    return tuple(layer.input.shape[1:3]), tuple(layer.strides)
+
+
 def layer_costs(model, graph, prunable_names, enclosing_block):
     """The LayerCost list of a grown model.
 
@@ -58,6 +68,7 @@ def layer_costs(model, graph, prunable_names, enclosing_block):
         )
         kernel = (1, 1) if pointwise or isinstance(layer, L.Dense) else tuple(layer.kernel_size)
         pixels = term.flops_coefficient // (2 * math.prod(kernel))
+        input_size, strides = _geometry(layer, pointwise)
         costs.append(
             LayerCost(
                 name=term.layer,
@@ -73,6 +84,8 @@ def layer_costs(model, graph, prunable_names, enclosing_block):
                 block=enclosing_block.get(layer_name),
                 input_layout=in_layout,
                 output_layout=out_layout,
+                input_size=input_size,
+                strides=strides,
             )
         )
     for layer in model.layers:
@@ -84,7 +97,7 @@ def layer_costs(model, graph, prunable_names, enclosing_block):
                     name=layer.name,
                     kind="batch_norm",
                     kernel_size=(1, 1),
-                    output_pixels=0,
+                    output_pixels=math.prod(layer.output.shape[1:-1]),
                     input_group=group,
                     output_group=group,
                     input_width=width,

@@ -104,7 +104,9 @@ class GrowthUpdate:
     def budget_fraction(self):
         """Cost of H(s) as a fraction of the full network, in the budget's metric (tensor)."""
         widths, blocks = self.model.deterministic_widths_and_blocks()
-        return cost_lib.fraction(self.model.layer_costs, widths, blocks, self.budget.metric)
+        return self.budget.current_fraction(
+            self.model.layer_costs, widths, blocks, getattr(self.model, "latency_table", None)
+        )
 
     def lambdas(self, step):
         """(lambda_c, lambda_l) for `step`: refreshed from the budget every update_steps."""

@@ -174,7 +174,11 @@ class GrowingCallback(keras.callbacks.Callback):
         metric = self.budget.metric if self.budget is not None else "params"
         train_flops = self.update.read("train_flops")
         return {
-            "budget_fraction": float(cost_lib.fraction(model.layer_costs, widths, blocks, metric)),
+            "budget_fraction": float(
+                cost_lib.fraction(
+                    model.layer_costs, widths, blocks, metric, getattr(model, "latency_table", None)
+                )
+            ),
             "lambda_channel": self.update.read("lambda_channel"),
             "lambda_layer": self.update.read("lambda_layer"),
             "params": int(params),

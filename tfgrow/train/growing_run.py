@@ -21,6 +21,7 @@ from absl import logging
 from tfgrow.baselines import random_sampling
 from tfgrow.budget import Budget
 from tfgrow.data.run_data import load_run_data
+from tfgrow.latency import LatencyTable
 from tfgrow.masks import Temperature
 from tfgrow.plots import run as plots_lib
 from tfgrow.train import reporting
@@ -71,6 +72,8 @@ class GrowingRun:
         self.train_data = train_data
         with strategy.scope():
             self.model, self.trainer = self._network_and_trainer(info)
+        if self.growing and self.budget.metric == "latency":
+            self.model.latency_table = self._latency_table()
         self.planner = self._capacity_planner()
         # The chief writes to model_dir; other multi-worker processes to model_dir/workers/<task>
         # and resume from the chief's checkpoints.
@@ -127,6 +130,32 @@ class GrowingRun:
             jit_compile=settings.jit_compile,
         )
         return model, trainer
+
+    def _latency_table(self):
+        """The latency budget's table, measured (or read from the device's cache) and calibrated
+        on this device at the per-replica batch size (`tfgrow.latency`)."""
+        replicas = self.strategy.num_replicas_in_sync
+        images, labels = next(iter(self.train_data))
+        batch = (images[: len(images) // replicas], labels[: len(labels) // replicas])
+        start = time.time()
+        table = LatencyTable(
+            self.model.layer_costs, len(batch[0]), keras.config.dtype_policy().compute_dtype
+        )
+        scale, overhead = table.calibrate(self.model, batch)
+        logging.info(
+            "Latency table: %d layers, %d entries measured in %.0f s (others from %s); "
+            "predicted step: full network %.1f ms (measured %.1f ms), scale %.2f, overhead "
+            "%.1f ms",
+            len(table.layers),
+            table.measured,
+            time.time() - start,
+            table.cache_path,
+            1000.0 * table.predict(table.full_widths()),
+            1000.0 * table.calibration["measured"]["full"],
+            scale,
+            1000.0 * overhead,
+        )
+        return table
 
     def _capacity_planner(self):
         """The XLA capacities' planner when groups run at static capacities, else None."""
@@ -241,6 +270,11 @@ class GrowingRun:
             run["capacity_dropped"] = planner.dropped
             run["capacities"] = planner.history[-1] if planner.history else {}
         wall_time = self.clock.seconds()  # training and evaluation, not the timing below
+        table = getattr(self.model, "latency_table", None)
+        if table is not None:  # the latency budget's prediction for H(s) and the full network
+            widths, blocks = self.model.architecture()
+            run["latency_predicted_s"] = float(table.predict(widths, blocks))
+            run["latency_predicted_full_s"] = float(table.predict(table.full_widths()))
         run.update(self._step_times())
         summary = reporting.summary(
             self.model, self.trainer, self.budget, run, evaluation, wall_time

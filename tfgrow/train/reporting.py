@@ -26,7 +26,9 @@ def log_step(writer, model, trainer, budget, step, results):
     """Writes a step's TensorBoard scalars; returns the console's extra values."""
     loss, accuracy = step_values(results).values()
     widths, blocks, params, _ = architecture_costs(model)
-    fraction = budget.current_fraction(model.layer_costs, widths, blocks)
+    fraction = budget.current_fraction(
+        model.layer_costs, widths, blocks, getattr(model, "latency_table", None)
+    )
     savings = trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0)
     with writer.as_default(step=step):
         tf.summary.scalar("train/loss", loss)

@@ -12,77 +12,11 @@ and on its own device, one training step of two stock Keras models trained by th
 interleaved over a few rounds, median per model. `summary.json` records both and their ratio
 (`step_time_final_s`, `step_time_full_s`, `step_time_ratio`), next to the FLOPs ratio.
 
-`stock_step` and `time_interleaved` are also what `benchmarks/step_time.py` times with.
+The stock step and the interleaved timing are `tfgrow.timing`'s.
 """
 
-import time
-
-import numpy as np
-import tensorflow as tf
-
 from tfgrow import export as export_lib
-from tfgrow.train.optimizer import MaskedMomentum
-
-
-def stock_step(model, jit_compile=False, learning_rate=1e-3):
-    """A `tf.function` training step of a stock Keras classifier: loss, gradient, momentum SGD.
-
-    The same optimiser code as the growing trainer (`MaskedMomentum`, dense update), so the two
-    differ only in what the network computes.
-
-    Args:
-        model: a Keras model mapping images to logits.
-        jit_compile: compile the step with XLA.
-        learning_rate: the (constant) learning rate.
-
-    Returns:
-        `step(batch) -> loss`, batch = (images, integer labels).
-    """
-    variables = model.trainable_variables
-    optimizer = MaskedMomentum(variables, 0.9, 5e-4, name="stock")
-
-    @tf.function(jit_compile=jit_compile)
-    def step(batch):
-        images, labels = batch
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        gradients = tape.gradient(loss, variables)
-        for variable, value in optimizer.step(gradients, learning_rate):
-            variable.assign(value)
-        return loss
-
-    return step
-
-
-def time_interleaved(steps, batch, rounds, steps_per_round, warmup=2):
-    """Median seconds per step of each named step function, rounds interleaved.
-
-    Interleaving puts every function under the same load (timing on a shared machine drifts
-    by 2x over minutes): compare the results as ratios.
-
-    Args:
-        steps: name -> `step(batch)` returning a tensor.
-        batch: the batch every step runs on.
-        rounds: rounds; each runs every function `steps_per_round` times.
-        steps_per_round: steps per function per round.
-        warmup: untimed steps per function first (tracing, oneDNN primitive creation).
-
-    Returns:
-        name -> median seconds per step.
-    """
-    for step in steps.values():
-        for _ in range(warmup):
-            float(step(batch))
-    times = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(steps_per_round):
-                result = step(batch)
-            float(result)
-            times[name].append((time.perf_counter() - start) / steps_per_round)
-    return {name: float(np.median(values)) for name, values in times.items()}
+from tfgrow.timing import stock_step, time_interleaved
 
 
 def architecture_models(network, temperature, epoch):
