@@ -146,11 +146,9 @@ def stock_model(network, widths):
 
 def graph_stock_model(network, widths):
     """The grown model's source rebuilt at `widths` (fixed groups at full width), fresh weights."""
-    from tfgrow.graph.slicing import build_at_widths
+    from tfgrow.latency import stock_model_at_widths
 
-    graph = network.graph
-    sizes = [widths.get(name, size) for name, size in zip(graph.group_names, graph.group_sizes)]
-    return build_at_widths(network.source, graph, sizes, name=f"stock_{network.name}")
+    return stock_model_at_widths(network, widths)
 
 
 def sequence_stock_model(network, widths):
