@@ -2,10 +2,11 @@ r"""How well the latency table predicts whole training steps of stock Keras mode
 
 Builds the `LatencyTable` of a network (the plain Keras ResNet-20 on 28x28x1 by default, grown
 by `tfgrow.grow`), calibrates it as a latency-budget run does (full and smallest network), then
-draws `--architectures` random architectures (every channel group at a uniform random width in
-[1, full]), builds each as a stock Keras model (`tfgrow.latency.stock_model_at_widths`) and times
-its training step (`tfgrow.timing.stock_step`) interleaved with the full network's. Prints per
-architecture:
+draws `--architectures` random architectures (every channel group at a uniform random multiple
+of the granularity up to its full width: the widths the growing engine computes with
+`tfgrow.train.channel_multiple` 8; `--exact_widths`: any width in [1, full]), builds each as a
+stock Keras model (`tfgrow.latency.stock_model_at_widths`) and times its training step
+(`tfgrow.timing.stock_step`) interleaved with the full network's. Prints per architecture:
 
   measured    the median step, in ms;
   predicted   the table's prediction, in ms;
@@ -28,11 +29,24 @@ flags.DEFINE_integer("batch_size", 128, "Batch size of the steps and of the tabl
 flags.DEFINE_integer("rounds", 5, "Interleaved rounds per architecture (median).")
 flags.DEFINE_integer("steps", 3, "Steps per round.")
 flags.DEFINE_integer("seed", 0, "Seed of the random architectures.")
+flags.DEFINE_bool(
+    "exact_widths",
+    False,
+    "Draw any width in [1, full], not multiples of the granularity (the table rounds up).",
+)
 flags.DEFINE_string("cache_dir", None, "Latency cache directory (default: tfgrow's).")
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 FLAGS = flags.FLAGS
 
 TARGET = 0.15
+
+
+def draw_width(rng, size, granularity):
+    """A random width of a group of `size` channels (see --exact_widths)."""
+    if FLAGS.exact_widths or size <= granularity:
+        return int(rng.integers(1, size + 1))
+    choices = sorted({*range(granularity, size, granularity), size})
+    return int(rng.choice(choices))
 
 
 def main(argv):
@@ -60,7 +74,8 @@ def main(argv):
     full_step = stock_step(stock_model_at_widths(network, full))
     rows = []
     for index in range(FLAGS.architectures):
-        widths = {name: int(rng.integers(1, size + 1)) for name, size in full.items()}
+        granularity = settings["granularity"]
+        widths = {name: draw_width(rng, size, granularity) for name, size in full.items()}
         steps = {"arch": stock_step(stock_model_at_widths(network, widths)), "full": full_step}
         seconds = time_interleaved(steps, batch, FLAGS.rounds, FLAGS.steps)
         predicted = float(table.predict(widths))
@@ -86,6 +101,7 @@ def main(argv):
     fraction_errors = np.abs([row["fraction_error"] for row in rows])
     result = {
         "batch_size": FLAGS.batch_size,
+        "exact_widths": FLAGS.exact_widths,
         "scale": scale,
         "overhead_ms": 1000 * overhead,
         "calibration": table.calibration,
