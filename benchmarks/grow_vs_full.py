@@ -11,11 +11,16 @@ Usage:
   python -m benchmarks.grow_vs_full [--epochs=N] [--json=results.json] [--root=runs/bench]
   python -m benchmarks.grow_vs_full --extra_gin=configs/tiny.gin   # a one-minute smoke run
   python -m benchmarks.grow_vs_full --graph_engine   # + the main job on the graph engine
+  python -m benchmarks.grow_vs_full --latency   # + the latency-budget run (issue 14)
 
 With --graph_engine the three runs go back to back (hand-written engine, full, graph engine) and
 the graph engine's run is checked against issue 11's targets: accuracy within 0.5 points of
 full, params <= 32%, train_cost_savings >= 2.5, wall time no worse than the hand-written
 engine's.
+
+With --latency, `fashion_mnist_resnet20_grow_latency.gin` (a budget of 50% of the predicted
+step time) runs after them and is checked against issue 14's targets: wall time <= 0.6 x the
+full run's, accuracy within 0.7 points of it.
 """
 
 import json
@@ -33,6 +38,7 @@ flags.DEFINE_bool("reuse", False, "Reuse runs that have a summary.json.")
 flags.DEFINE_bool(
     "graph_engine", False, "Also run the main job on the graph engine, back to back (issue 11)."
 )
+flags.DEFINE_bool("latency", False, "Also run the latency-budget config, back to back (issue 14).")
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +48,8 @@ RUNS = {
     # The same method and settings on the graph engine (`tfgrow.grow` of the plain Keras
     # ResNet-20), compared with "full" as "grow" is, and with "grow" (issue 11's targets).
     "grow_graph": "configs/experiments/fashion_mnist_resnet20_grow_graph.gin",
+    # Issue 14: the same network grown to 50% of the full network's predicted step time.
+    "grow_latency": "configs/experiments/fashion_mnist_resnet20_grow_latency.gin",
 }
 
 
@@ -100,6 +108,19 @@ def compare_engines(graph, hand_written, full):
     return figures
 
 
+def compare_latency(latency, full):
+    """Issue 14's targets for the latency-budget run, against the same full run."""
+    figures = compare(latency, full)
+    figures["latency_predicted_fraction"] = latency.get("latency_predicted_s", 0.0) / max(
+        latency.get("latency_predicted_full_s", 0.0), 1e-12
+    )
+    figures["targets"] = {
+        "wall_time_ratio_at_most_0_6": figures["wall_time_ratio"] <= 0.6,
+        "accuracy_within_0_7_point": figures["accuracy_gap_points"] <= 0.7,
+    }
+    return figures
+
+
 def print_table(figures):
     rows = [
         (
@@ -131,6 +152,7 @@ def print_table(figures):
 def main(argv):
     del argv
     names = ["grow", "full"] + (["grow_graph"] if FLAGS.graph_engine else [])
+    names += ["grow_latency"] if FLAGS.latency else []
     summaries = {name: run(name, RUNS[name]) for name in names}
     figures = compare(summaries["grow"], summaries["full"])
     print_table(figures)
@@ -143,6 +165,14 @@ def main(argv):
             f"{graph['graph_vs_hand_written_wall_time']:.3f}"
         )
         figures = {"hand_written": figures, "graph": graph}
+    if FLAGS.latency:
+        latency = compare_latency(summaries["grow_latency"], summaries["full"])
+        print("\nThe latency budget (fashion_mnist_resnet20_grow_latency.gin), same full run:")
+        print_table(latency)
+        print(f"  predicted step: H(s) / full  {latency['latency_predicted_fraction']:.3f}")
+        if "hand_written" not in figures:
+            figures = {"hand_written": figures}
+        figures["latency"] = latency
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
             json.dump(figures, f, indent=2)
