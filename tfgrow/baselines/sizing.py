@@ -43,7 +43,10 @@ def budget_cost(model, graph, metric):
         return (lambda widths: params_at_widths(model, graph, widths)), "params"
     if metric == "flops":
         return (lambda widths: graph.cost(widths, "flops")), "flops"
-    raise ValueError(f"Expected budget metric 'params' or 'flops'. Received: {metric!r}")
+    raise ValueError(
+        f"Expected budget metric 'params' or 'flops' for a baseline sized to the budget "
+        f"(metric 'latency' prices growing runs only). Received: {metric!r}"
+    )
 
 
 class UniformSizing(NamedTuple):
