@@ -55,9 +55,9 @@ EXPORT_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", INF
 # only, relative to its largest output (at least 1).
 OUTPUT_TOLERANCE = 1e-4
 # ... and by bfloat16 or float16 rounding when the network computes under a mixed policy (8 and
-# 11 significant bits: ~0.4% and ~0.05% per op; measured on ResNet-20 below 1% of the outputs'
-# scale, tests/growing/test_mixed_precision.py). A launcher export restores the run's network in
-# float32 and checks it at OUTPUT_TOLERANCE.
+# 11 significant bits: ~0.4% and ~0.05% per op; measured on a ResNet-20: 0.4% of the outputs'
+# scale, tests/growing/test_bfloat16_execution.py). A launcher export restores the run's network
+# in float32 and checks it at OUTPUT_TOLERANCE.
 MIXED_OUTPUT_TOLERANCE = {"bfloat16": 3e-2, "float16": 5e-3}
 
 

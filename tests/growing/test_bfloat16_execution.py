@@ -1,6 +1,6 @@
 """The graph engine under `mixed_bfloat16` (issue 14): it computes in bfloat16, keeps its
-masks, batch-norm statistics and outputs in float32, and compact and dense execution of the same
-sampled masks still agree (to bfloat16 rounding)."""
+masks, batch-norm statistics and outputs in float32, compact and dense execution of the same
+sampled masks still agree (to bfloat16 rounding), and its export is float32."""
 
 import keras
 import numpy as np
@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras.src.backend import AutocastScope
 
 from tests.growing.test_execution import FAST, _grown, _outputs_and_gradients, _randomise_logits
+from tfgrow.export import MIXED_OUTPUT_TOLERANCE, check_outputs, plain_model
 from tfgrow.masks import Temperature
 from tfgrow.precision import dtype_policy_scope
 
@@ -120,3 +121,24 @@ def test_masks_statistics_penalty_and_outputs_stay_float32():
         changed += not np.array_equal(new.numpy(), old)
     # The batch moments reached the updates (blocks whose gate is off keep their statistics).
     assert changed >= 3, changed
+
+
+def test_export_of_a_bfloat16_network_is_float32_and_matches_its_inference():
+    model, grown = _mixed_grown("resnet20")
+    plain = plain_model(grown, Temperature(), 0.5)
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    assert {v.dtype for v in plain.weights} == {"float32"}
+    images = np.random.default_rng(0).normal(size=(8, *model.input_shape[1:])).astype("float32")
+    assert plain(images).dtype == "float32"
+    # Against the bfloat16 inference: bfloat16 tolerance (MIXED_OUTPUT_TOLERANCE).
+    difference = check_outputs(grown, Temperature(), 0.5, plain)
+    scale = max(1.0, float(np.abs(plain(images)).max()))
+    assert 0 < difference < MIXED_OUTPUT_TOLERANCE["bfloat16"] * scale
+    # The same weights restored into a float32 network: float32 agreement (OUTPUT_TOLERANCE).
+    with dtype_policy_scope("float32"):
+        _, float32_grown = _grown(FAST["resnet20"], 0)
+    for v, w in zip(float32_grown.variables, grown.variables):
+        v.assign(w)
+    assert float32_grown.compute_dtype == "float32"
+    assert check_outputs(float32_grown, Temperature(), 0.5, plain) < 1e-4 * scale
+    print(f"bfloat16 inference vs float32 export: {difference:.3g} of outputs up to {scale:.3g}")
