@@ -248,7 +248,7 @@ def stock_step(model, jit_compile):
     def step(batch):
         images, labels = batch
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
+            logits = tf.cast(model(images, training=True), tf.float32)  # mixed policies
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         gradients = tape.gradient(loss, variables)
         for variable, value in optimizer.step(gradients, 1e-3):
