@@ -18,6 +18,7 @@ from tfgrow.morphnet.phase import Ledger, Phase
 from tfgrow.precision import POLICIES, dtype_policy_scope
 from tfgrow.train import validation
 from tfgrow.train.callback import GrowingCallback
+from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.trainer import Trainer
 
 INPUT_SHAPE = (8, 8, 1)
@@ -63,8 +64,8 @@ def _trainer(network, **kwargs):
 
 
 def _batch():
-    images = tf.random.normal([8, *INPUT_SHAPE], seed=1)
-    return images, tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
+    images = np.random.default_rng(1).normal(size=(8, *INPUT_SHAPE)).astype(np.float32)
+    return tf.constant(images), tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
 
 
 def _step(engine, policy):
@@ -78,14 +79,15 @@ def _step(engine, policy):
 
 def _update_errors(reference, other, same_entries=True):
     """(per variable that moved: |update - reference update| / |reference update|, the same over
-    all variables together); asserts both steps moved exactly the same entries unless
-    `same_entries` is False."""
+    all variables together); asserts both steps moved the same entries unless `same_entries` is
+    False (all but 0.1%: rounding may leave a single entry's update at exactly 0)."""
     errors, differences, norms = {}, 0.0, 0.0
     for v, w, old in zip(reference[0].variables, other[0].variables, reference[2]):
         expected, update = v.numpy() - old, w.numpy() - old
         # Masks and sampling are float32 and identical: the same entries move, or stay exactly.
-        if same_entries:
-            np.testing.assert_array_equal(update != 0, expected != 0, err_msg=v.path)
+        if same_entries:  # a wrong mask moves whole rows or columns of the wrong entries
+            moved_differently = np.count_nonzero((update != 0) != (expected != 0))
+            assert moved_differently <= 1e-3 * update.size, (v.path, moved_differently)
         norm = np.linalg.norm(expected)
         differences += np.linalg.norm(update - expected) ** 2
         norms += norm**2
@@ -277,3 +279,26 @@ def test_launcher_runs_mixed_bfloat16_and_exports_float32(tmp_path):
     assert variables and {v.dtype for v in variables} == {tf.float32}
     images = np.zeros((2, 28, 28, 1), np.float32)
     assert loaded.serve(images).dtype == tf.float32
+
+
+def test_xla_step_in_bfloat16_matches_the_ragged_bfloat16_step():
+    """XLA mode (configs/modes/xla.gin, TPUs) at static capacities in bfloat16: the same draws
+    and the ragged step's results to bfloat16 rounding."""
+    ragged_network, xla_network = (_network("graph", "mixed_bfloat16") for _ in range(2))
+    ragged, xla = _trainer(ragged_network), _trainer(xla_network, jit_compile=True)
+    planner = CapacityPlanner(xla_network, xla.temperature, sigmas=3.0)
+    capacities = planner.plan(0)
+    sizes = {name: group.size for name, group in xla_network.channel_groups.items()}
+    assert any(capacities[name] < sizes[name] for name in sizes), "capacities must compact"
+    before = [v.numpy().copy() for v in xla_network.variables]
+    a = ragged.train_step(_batch())
+    b = xla.train_step(_batch(), capacities)
+    assert float(b["dropped"]) == 0.0 and b["loss_sum"].dtype == tf.float32
+    np.testing.assert_allclose(float(b["loss_sum"]), float(a["loss_sum"]), rtol=1e-2)
+    errors, total = _update_errors(
+        (ragged_network, ragged, before, None), (xla_network, xla, before, None)
+    )
+    assert len(errors) > 100 and total < 0.1, total  # bfloat16 sums in other orders
+    eval_a = ragged.eval_step(_batch())
+    eval_b = xla.eval_step(_batch(), planner.eval_capacities())
+    np.testing.assert_allclose(float(eval_b["loss_sum"]), float(eval_a["loss_sum"]), rtol=2e-2)
