@@ -220,8 +220,9 @@ def test_stock_keras_phase_trains_under_mixed_policies(policy):
     assert kernel.dtype == "float32" and not np.array_equal(kernel.numpy(), before)
 
 
-def test_fit_with_growing_callback_under_mixed_bfloat16():
-    network = _network("graph", "mixed_bfloat16")
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_fit_with_growing_callback_under_mixed_bfloat16(engine):
+    network = _network(engine, "mixed_bfloat16")
     network.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -68,9 +68,14 @@ class _GrowableBase(keras.layers.Layer):
             else None
         )
         if self.use_batch_norm:
-            self.gamma = self.add_weight(shape=(self.units,), initializer="ones", name="gamma")
-            self.beta = self.add_weight(shape=(self.units,), initializer="zeros", name="beta")
-            # Float32 statistics under a mixed policy, as Keras' BatchNormalization's.
+            # Float32 batch norm under a mixed policy, as Keras' BatchNormalization's: its
+            # weights are never autocast (Keras fit reads variables inside the model's call).
+            self.gamma = self.add_weight(
+                shape=(self.units,), initializer="ones", name="gamma", autocast=False
+            )
+            self.beta = self.add_weight(
+                shape=(self.units,), initializer="zeros", name="beta", autocast=False
+            )
             self.moving_mean = self.add_weight(
                 shape=(self.units,),
                 initializer="zeros",
