@@ -144,14 +144,23 @@ class MaskGroup(keras.layers.Layer):
     def build(self, input_shape=None):
         initial = np.full((self.size,), self.logit_off, np.float32)
         initial[: self.num_on] = self.logit_on
+        # Float32 under any dtype policy, and never autocast: read inside a mixed-precision
+        # model's call (Keras fit), they would otherwise arrive as bfloat16 (tfgrow.precision).
         self.logits = self.add_weight(
             shape=(self.size,),
             initializer=keras.initializers.Constant(initial),
+            dtype="float32",
             trainable=True,
+            autocast=False,
             name="logits",
         )
         self.counters = self.add_weight(
-            shape=(self.size,), initializer="zeros", trainable=False, name="counters"
+            shape=(self.size,),
+            initializer="zeros",
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name="counters",
         )
         self.built = True
 

@@ -32,6 +32,7 @@ from tfgrow.export import (
 )
 from tfgrow.graph import counting
 from tfgrow.masks import Temperature
+from tfgrow.precision import dtype_policy_scope, float32_model
 from tfgrow.train import loop
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, make_checkpoint
 from tfgrow.train.methods import GROWING_METHODS
@@ -44,7 +45,9 @@ def export_run(model_dir, export_dir, format="saved_model"):
     `operative_config.gin`, restored from the latest checkpoint and converted by `plain_model`.
     MorphNet runs and the stock-Keras baselines (`STOCK_MODEL_METHODS`): `final_model.keras` is
     exported as it is. Either way the exported model's params and FLOPs must equal `summary.json`'s,
-    and a growing run's export must compute its network's inference (`check_outputs`).
+    and a growing run's export must compute its network's inference (`check_outputs`). The export
+    is float32 whatever `tfgrow.train.dtype_policy` the run trained with (a growing run's network
+    is restored in float32, so `check_outputs` compares float32 with float32).
     """
     check_export_target(export_dir, protected=(model_dir,))  # before any work
     summary = _read_summary(model_dir)
@@ -55,10 +58,11 @@ def export_run(model_dir, export_dir, format="saved_model"):
             raise ExportError(
                 f"Expected the final model of a {method} run at {path}. Received: no such file."
             )
-        model = keras.models.load_model(path)
+        model = float32_model(keras.models.load_model(path))
         source = path
     else:
-        network, temperature, epoch, source = restore_network(model_dir)
+        with dtype_policy_scope("float32"):  # the float32 network of the run's weights
+            network, temperature, epoch, source = restore_network(model_dir)
         model = plain_model(network, temperature, epoch)
         difference = check_outputs(network, temperature, epoch, model)
     params, flops = counting.count_model(model)

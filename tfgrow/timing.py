@@ -64,7 +64,7 @@ def stock_step(model, jit_compile=False, learning_rate=1e-3):
     def step(batch):
         images, labels = batch
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
+            logits = tf.cast(model(images, training=True), tf.float32)  # mixed policies
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         gradients = tape.gradient(loss, variables)
         for variable, value in optimizer.step(gradients, learning_rate):

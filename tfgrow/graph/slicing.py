@@ -38,11 +38,14 @@ class GraphEdits:
             only it reads drop out of the graph).
         mixes: layer name -> (skip layer name, skip factor): the layer's (scaled) output becomes
             `output + factor * skip` (a `Rescaling` `<layer>_skip` and an `Add` `<layer>_mix`).
+        dtype_policy: the Keras dtype policy of every rebuilt and added layer (export: float32
+            whatever the model trained with), or None: each layer keeps its own.
     """
 
     output_scales: dict = dataclasses.field(default_factory=dict)
     bypass: dict = dataclasses.field(default_factory=dict)
     mixes: dict = dataclasses.field(default_factory=dict)
+    dtype_policy: str | None = None
 
 
 def _check_widths(graph, widths):
@@ -60,9 +63,12 @@ def _check_widths(graph, widths):
         raise ValueError(f"Expected every width >= 1. Received: min width {widths.min()}")
 
 
-def _clone_at_widths(layer, graph, widths):
-    """A fresh copy of `layer` whose output has the layout's width at `widths`."""
+def _clone_at_widths(layer, graph, widths, dtype_policy=None):
+    """A fresh copy of `layer` whose output has the layout's width at `widths` (and the dtype
+    policy `dtype_policy`, unless None)."""
     config = layer.get_config()
+    if dtype_policy is not None:
+        config["dtype"] = dtype_policy
     if layer.name in graph.output_layouts:
         out_width = graph.layout_width(graph.output_layouts[layer.name], widths)
         if isinstance(layer, L.Conv2D | L.SeparableConv2D) and not isinstance(
@@ -113,12 +119,16 @@ def build_at_widths(model, graph, widths, name=None, edits=None):
         else:
             result = layer(*args, **kwargs)
             factor = edits.output_scales.get(layer.name)
+            dtype = edits.dtype_policy
             if factor is not None and not folds_scale(model.get_layer(layer.name), factor):
-                result = L.Rescaling(_as_scale(factor), name=f"{layer.name}_scale")(result)
+                scale = L.Rescaling(_as_scale(factor), name=f"{layer.name}_scale", dtype=dtype)
+                result = scale(result)
             if layer.name in edits.mixes:
                 source, skip_factor = edits.mixes[layer.name]
-                skip = L.Rescaling(float(skip_factor), name=f"{layer.name}_skip")(outputs[source])
-                result = L.Add(name=f"{layer.name}_mix")([result, skip])
+                skip = L.Rescaling(float(skip_factor), name=f"{layer.name}_skip", dtype=dtype)
+                result = L.Add(name=f"{layer.name}_mix", dtype=dtype)(
+                    [result, skip(outputs[source])]
+                )
         outputs[layer.name] = result
         return result
 
@@ -132,7 +142,7 @@ def build_at_widths(model, graph, widths, name=None, edits=None):
     clone = keras.models.clone_model(
         model,
         input_tensors=inputs,
-        clone_function=lambda layer: _clone_at_widths(layer, graph, widths),
+        clone_function=lambda layer: _clone_at_widths(layer, graph, widths, edits.dtype_policy),
         call_function=call,
     )
     return keras.Model(clone.input, clone.output, name=name or model.name)

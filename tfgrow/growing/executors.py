@@ -6,6 +6,9 @@ those channels (DESIGN.md, "Compact execution"). Layers without weights that tre
 alike (activations, pooling, padding, dropout, merges, Flatten) are called as they are on the
 compact tensors.
 
+Mixed precision (`tfgrow.precision`): weights are gathered in float32 and cast to the
+activations' dtype where they meet them; batch norm keeps its statistics in float32.
+
 Mask values (METHOD.md §1.1, `y = m * BN(conv(x))`): every BatchNormalization folds the mask
 values of its channels into gamma and beta (so a channel switched off stays off after later
 batch norms, e.g. after a depthwise conv), and a producer whose output is not read by a batch
@@ -20,6 +23,7 @@ import tensorflow as tf
 from tfgrow.compact import BatchNormWeights, batch_norm, gather
 from tfgrow.graph.analysis import TIES
 from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
+from tfgrow.precision import cast_like
 
 L = keras.layers
 MERGES = (*TIES, L.Concatenate)
@@ -74,7 +78,7 @@ def _rows(kernel, active, context):
 
 def _finish(layer, y, bias_set, context):
     if layer.use_bias:
-        y = y + gather(layer.bias, bias_set, 0, context)
+        y = y + cast_like(gather(layer.bias, bias_set, 0, context), y)
     return layer.activation(y)
 
 
@@ -88,7 +92,7 @@ def _conv_arguments(layer):
 def conv2d(layer, x, in_set, out_set, context):
     kernel = kernels_of(layer)[0]
     weights = gather(_rows(kernel, in_set, context), out_set, 3, context)
-    y = tf.nn.conv2d(x, weights, list(layer.strides), **_conv_arguments(layer))
+    y = tf.nn.conv2d(x, cast_like(weights, x), list(layer.strides), **_conv_arguments(layer))
     return _finish(layer, y, out_set, context)
 
 
@@ -100,20 +104,20 @@ def depthwise_conv2d(layer, x, in_set, context):
 
 def _depthwise(x, weights, layer):
     strides = [1, *layer.strides, 1]
-    return tf.nn.depthwise_conv2d(x, weights, strides, **_conv_arguments(layer))
+    return tf.nn.depthwise_conv2d(x, cast_like(weights, x), strides, **_conv_arguments(layer))
 
 
 def separable_conv2d(layer, x, in_set, out_set, context):
     depthwise, pointwise = kernels_of(layer)
     y = _depthwise(x, _rows(depthwise, in_set, context), layer)
     weights = gather(_rows(pointwise, in_set, context), out_set, 3, context)
-    y = tf.nn.conv2d(y, weights, 1, padding="VALID")
+    y = tf.nn.conv2d(y, cast_like(weights, y), 1, padding="VALID")
     return _finish(layer, y, out_set, context)
 
 
 def dense(layer, x, in_set, out_set, context):
     kernel = kernels_of(layer)[0]
-    weights = gather(_rows(kernel, in_set, context), out_set, 1, context)
+    weights = cast_like(gather(_rows(kernel, in_set, context), out_set, 1, context), x)
     if len(x.shape) == 2:
         y = tf.matmul(x, weights)
     else:
@@ -180,5 +184,5 @@ def execute(layer, inputs, sets, spec, context):
     else:
         return layer(x, training=context.training)
     if spec.applies_mask and out_set.values is not None:
-        y = y * out_set.values
+        y = y * cast_like(out_set.values, y)
     return y

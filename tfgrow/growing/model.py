@@ -23,6 +23,7 @@ from tfgrow.growing.executors import kernels_of
 from tfgrow.growing.layouts import LayoutSets
 from tfgrow.growing.structures import MaskedStructures, pop_inference_config
 from tfgrow.masks import MaskGroup
+from tfgrow.precision import to_float32
 
 L = keras.layers
 
@@ -133,7 +134,8 @@ class GrowingModel(MaskedStructures, keras.Model):
         inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
         values = {name: tf.cast(x, self.compute_dtype) for name, x in zip(self.input_names, inputs)}
         plan_lib.run(self.plan, values, self._sets(context), context)
-        outputs = [values[name] for name in self.output_names]
+        # Float32 outputs under a mixed policy: the loss and softmax stay float32.
+        outputs = [to_float32(values[name]) for name in self.output_names]
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _weighted_specs(self):

@@ -18,7 +18,7 @@ import numpy as np
 from tfgrow.graph import slicing
 
 
-def plain_keras_model(grown, channels, gates, name=None):
+def plain_keras_model(grown, channels, gates, name=None, dtype_policy="float32"):
     """A stock-Keras functional model of `grown` at the given kept structures.
 
     Args:
@@ -28,6 +28,8 @@ def plain_keras_model(grown, channels, gates, name=None):
         gates: gated block name -> gate value, or None for a block that is off; absent blocks
             compute what the source model computes.
         name: the Keras model's name (default: the source model's).
+        dtype_policy: every layer's dtype policy (float32 whatever `grown` trained with), or
+            None for the source layers' own.
 
     Returns:
         A functional `keras.Model` of stock layers (the source's, plus `Rescaling`/`Add` where a
@@ -44,7 +46,7 @@ def plain_keras_model(grown, channels, gates, name=None):
     def scaled(layout):
         return any(graph.group_names[g] in channels for g in layout)
 
-    edits = slicing.GraphEdits()
+    edits = slicing.GraphEdits(dtype_policy=dtype_policy)
     for spec in grown.specs:
         normalizes = isinstance(spec.layer, keras.layers.BatchNormalization)
         if (normalizes or spec.applies_mask) and scaled(spec.output_layout):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tfgrow.growing.executors as executors
 from tfgrow.compact import run_if_on
 from tfgrow.graph.nodes import nodes_in_order
+from tfgrow.precision import cast_like
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +154,7 @@ def _run_block(step, values, sets, context):
         return executors.execute(step.spec.layer, inputs, sets, step.spec, context)
     body = run_if_on(branch, x, gate.on, context)
     value = tf.where(gate.on, gate.value, tf.zeros_like(gate.value))
+    value = cast_like(value, body)  # float32 gate, activations in the policy's compute dtype
     if block.kind == "plain":
         return value * body + (1.0 - value) * x
     return x + value * body

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfgrow.compact import run_if_on
 from tfgrow.layers.conv import GrowableConv2D
+from tfgrow.precision import cast_like
 
 
 @keras.saving.register_keras_serializable(package="tfgrow")
@@ -126,6 +127,7 @@ class GrowableBlock(keras.layers.Layer):
             return tf.nn.relu(shortcut + body)
         body = run_if_on(self._body, inputs, gate.on, context)
         value = tf.where(gate.on, gate.value, tf.zeros_like(gate.value))
+        value = cast_like(value, body)  # float32 gate, activations in the compute dtype
         if self.residual:
             return tf.nn.relu(inputs + value * body)
         return value * body + (1.0 - value) * inputs

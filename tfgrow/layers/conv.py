@@ -4,7 +4,8 @@ Each layer holds the full-size weights of the maximal network. In a pass it gath
 `kernel[..., in_indices, out_indices]` and the BN parameters at `out_indices`, computes only those
 channels, and multiplies the result by the mask values `m` after batch norm (METHOD.md §1.1:
 masking the kernel alone would leave the BN shift alive). Gradients therefore reach only the
-gathered slices.
+gathered slices. Under a mixed dtype policy weights stay float32 and are cast to the activations'
+dtype where they meet them; batch norm keeps float32 statistics (`tfgrow.precision`).
 """
 
 import keras
@@ -13,6 +14,7 @@ import tensorflow as tf
 from tfgrow.compact import BatchNormWeights, KernelRows, batch_norm, gather, gather_rows
 from tfgrow.cost import LayerCost
 from tfgrow.layers.conv_ops import conv2d_same
+from tfgrow.precision import cast_like
 
 ACTIVATIONS = {"relu": tf.nn.relu, "linear": None, None: None}
 
@@ -66,26 +68,40 @@ class _GrowableBase(keras.layers.Layer):
             else None
         )
         if self.use_batch_norm:
-            self.gamma = self.add_weight(shape=(self.units,), initializer="ones", name="gamma")
-            self.beta = self.add_weight(shape=(self.units,), initializer="zeros", name="beta")
+            # Float32 batch norm under a mixed policy, as Keras' BatchNormalization's: its
+            # weights are never autocast (Keras fit reads variables inside the model's call).
+            self.gamma = self.add_weight(
+                shape=(self.units,), initializer="ones", name="gamma", autocast=False
+            )
+            self.beta = self.add_weight(
+                shape=(self.units,), initializer="zeros", name="beta", autocast=False
+            )
             self.moving_mean = self.add_weight(
-                shape=(self.units,), initializer="zeros", name="moving_mean", trainable=False
+                shape=(self.units,),
+                initializer="zeros",
+                name="moving_mean",
+                trainable=False,
+                autocast=False,
             )
             self.moving_variance = self.add_weight(
-                shape=(self.units,), initializer="ones", name="moving_variance", trainable=False
+                shape=(self.units,),
+                initializer="ones",
+                name="moving_variance",
+                trainable=False,
+                autocast=False,
             )
 
     def _finish(self, y, context):
         """Bias, compact batch norm, mask values and activation on the active outputs."""
         out = context.active(self.output_group)
         if self.bias is not None:
-            y = y + gather(self.bias, out, 0, context)
+            y = y + cast_like(gather(self.bias, out, 0, context), y)
         if self.use_batch_norm:
             # m * BN(y) = normalised(y) * (m gamma) + m beta: the mask values ride on the BN
             # parameters, which saves a pass over the activations forward and backward.
             y = self._batch_norm(y, out, context, scale=out.values)
         elif out.values is not None:
-            y = y * out.values
+            y = y * cast_like(out.values, y)
         function = ACTIVATIONS[self.activation]
         return function(y) if function is not None else y
 
@@ -203,7 +219,7 @@ class GrowableConv2D(_GrowableBase):
 
     def call(self, inputs, context):
         kernel = gather(self._input_rows(context), context.active(self.output_group), 3, context)
-        y = conv2d_same(inputs, kernel, self.strides)  # strided 1x1: oneDNN#6035
+        y = conv2d_same(inputs, cast_like(kernel, inputs), self.strides)  # strided 1x1: oneDNN#6035
         return self._finish(y, context)
 
     def _kernel_mask(self, in_mask, out_mask):
@@ -257,7 +273,7 @@ class GrowableDense(_GrowableBase):
 
     def call(self, inputs, context):
         kernel = gather(self._input_rows(context), context.active(self.output_group), 1, context)
-        return self._finish(tf.matmul(inputs, kernel), context)
+        return self._finish(tf.matmul(inputs, cast_like(kernel, inputs)), context)
 
     def output_spatial(self, height, width):
         return 1, 1

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfgrow.growing.structures import MaskedStructures, pop_inference_config
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.masks import MaskGroup
+from tfgrow.precision import to_float32
 
 
 @keras.saving.register_keras_serializable(package="tfgrow")
@@ -92,7 +93,7 @@ class GrowingNetwork(MaskedStructures, keras.Model):
         x = inputs
         for layer in self.layer_sequence:
             x = layer(x, context=context)
-        return x
+        return to_float32(x)  # float32 outputs under a mixed policy: the loss stays float32
 
     def check_input_shape(self, inputs):
         """Raises ValueError unless `inputs` is a batch of the images this network was built for.

@@ -3,6 +3,8 @@
 Momentum SGD (Keras, gradients all-reduced over replicas) on `task loss + weight_decay / 2 ||w||^2
 + strength * G`, with G from a `GammaRegularizer` (None: no regulariser). Per epoch: evaluation,
 console and TensorBoard logs (loss, accuracy, regulariser value, alive cost fraction).
+Under a mixed dtype policy the model computes in bfloat16 or float16; outputs and loss are
+float32, and `mixed_float16` wraps the optimiser in Keras' `LossScaleOptimizer`.
 """
 
 import math
@@ -15,6 +17,7 @@ import tensorflow as tf
 from tfgrow import cost as cost_lib
 from tfgrow.graph import counting
 from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
+from tfgrow.precision import LOSS_SCALED_POLICY, policy_name, to_float32
 from tfgrow.train.errors import NonFiniteLossError
 from tfgrow.train.progress import Progress, steps_per_epoch_of
 
@@ -73,6 +76,8 @@ class Phase:
         self.from_logits = not _outputs_probabilities(model)
         with strategy.scope():
             self.optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+            if policy_name(model) == LOSS_SCALED_POLICY:  # float16 gradients underflow
+                self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(model.trainable_variables)
         self.train_step = tf.function(self._train_step)
         self.eval_step = tf.function(self._eval_step)
@@ -94,7 +99,7 @@ class Phase:
         variables = self.model.trainable_variables
         num_replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
-            outputs = self.model(images, training=True)
+            outputs = to_float32(self.model(images, training=True))
             per_example = self._losses(labels, outputs)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             decay = 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(v * v) for v in variables])
@@ -102,7 +107,8 @@ class Phase:
             if self.regularizer is not None:
                 penalty = self.regularizer.regularization_term()
             loss = loss + (decay + self.strength * penalty) / num_replicas
-        gradients = tape.gradient(loss, variables)
+            scaled_loss = self.optimizer.scale_loss(loss)  # the loss itself unless loss-scaled
+        gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         metrics = _metrics(labels, outputs, per_example)
         metrics["penalty"] = penalty / num_replicas
@@ -116,7 +122,7 @@ class Phase:
         }
 
     def _replica_eval_step(self, images, labels):
-        outputs = self.model(images, training=False)
+        outputs = to_float32(self.model(images, training=False))
         return _metrics(labels, outputs, self._losses(labels, outputs))
 
     def evaluate(self, dist_eval):

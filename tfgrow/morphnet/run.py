@@ -29,6 +29,7 @@ from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting, slicing
 from tfgrow.morphnet.regularizers import GammaRegularizer
+from tfgrow.precision import policy_name
 from tfgrow.train.checkpoint import WallClock, skip_epochs
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.saving import save_model_atomically
@@ -173,6 +174,7 @@ def run(
         "epochs": epochs,
         "global_batch_size": global_batch_size,
         "width_multiplier": multiplier,
+        "dtype_policy": policy_name(final_model),
     }
     summary = _summary(
         run, settings, seed_model, final_model, graph, current_widths, target, phases, evaluation

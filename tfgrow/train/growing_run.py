@@ -264,6 +264,7 @@ class GrowingRun:
             "global_batch_size": settings.global_batch_size,
             "num_replicas": self.strategy.num_replicas_in_sync,
             "jit_compile": bool(settings.jit_compile),
+            "dtype_policy": settings.dtype_policy,
         }
         if planner:
             run["capacity_overflows"] = planner.overflow_steps

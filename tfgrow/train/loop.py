@@ -12,6 +12,7 @@ import gin
 from tfgrow.baselines import direct_design, l1_pruning, magnitude_pruning, uniform
 from tfgrow.masks import RELAXATIONS, TEMPERATURE_MODES
 from tfgrow.morphnet import run as morphnet_run
+from tfgrow.precision import POLICIES, dtype_policy_scope
 from tfgrow.train import strategy as strategy_lib
 from tfgrow.train import validation
 from tfgrow.train.growing_run import GrowingRun
@@ -81,6 +82,7 @@ def train(
     capacity_sigmas=4.0,
     capacity_headroom=1.0,
     step_timing_steps=5,
+    dtype_policy="float32",
     strategy=None,
 ):
     """Trains one network and writes checkpoints, TensorBoard events and `summary.json`.
@@ -110,6 +112,8 @@ def train(
         capacity_sigmas, capacity_headroom: a capacity holds (mean + sigmas * std of a step's
             count, or last epoch's largest count if larger) * headroom.
         step_timing_steps: steps per round of `summary.json`'s `step_time_*` (0 skips them).
+        dtype_policy: the Keras dtype policy of the network: "float32", "mixed_bfloat16" or
+            "mixed_float16" (loss-scaled); masks, BN statistics and the loss stay float32.
         strategy: a `tf.distribute.Strategy`; None builds one with `make_strategy()`.
 
     Returns:
@@ -119,13 +123,28 @@ def train(
     validation.check_train_arguments(
         dict(arguments), METHODS, SCHEDULES, RELAXATIONS, TEMPERATURE_MODES
     )
+    validation.check_dtype_policy(method, dtype_policy, POLICIES)
+    with dtype_policy_scope(dtype_policy):  # layers built inside take the policy
+        return _train(arguments, strategy)
+
+
+def _train(arguments, strategy):
+    """`train` after its arguments are checked; returns the summary."""
+    model_fn, method = arguments["model_fn"], arguments["method"]
+    dataset, data_dir = arguments["dataset"], arguments["data_dir"]
     builder_name = getattr(model_fn, "__name__", "model_fn")
     if method != "magnitude_pruning":  # it builds a tf_keras (Keras 2) model with model_fn
         model_fn = validation.checked_builder(model_fn, growing_network=method in NETWORK_METHODS)
     strategy = strategy or make_strategy()
     num_train = validation.check_dataset_split(
-        dataset, data_dir, global_batch_size, max_train_examples, mock_data_if_missing, strategy
+        dataset,
+        data_dir,
+        arguments["global_batch_size"],
+        arguments["max_train_examples"],
+        arguments["mock_data_if_missing"],
+        strategy,
     )
+    model_dir = arguments["model_dir"]
     run_directory = RunDirectory(model_dir, strategy_lib.output_dir(strategy, model_dir))
     run_directory.claim(arguments)  # a directory holding another run stops here, untouched
     settings = dict(arguments, model_fn=model_fn, strategy=strategy)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import counting
 from tfgrow.morphnet import phase as phase_lib
+from tfgrow.precision import policy_name
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.saving import save_model_atomically
 from tfgrow.train.schedules import optimizer_learning_rate
@@ -165,6 +166,7 @@ class PlainRun:
             "architecture": architecture,
             "blocks": blocks,
             "num_compiles": ledger.num_traces,
+            "dtype_policy": policy_name(model),
             **extra,
         }
         write_operative_config(self.model_dir)

@@ -12,11 +12,15 @@ One training step (DESIGN.md, "Training"); the growth bookkeeping is `GrowthUpda
    counters u, lambda and the FLOP accumulators.
    Kernels whose input runs below full width are differentiated and updated at their active
    rows only (`GrowingNetwork.gather_kernel_rows`, `MaskedMomentum.row_step`).
+Under `mixed_float16` the loss is scaled (`tfgrow.train.loss_scale`): the optimiser's writes of
+a step whose gradients overflow are dropped, and the scale halves.
 """
 
 import tensorflow as tf
 
 from tfgrow.growing.update import GrowthUpdate, assign_all
+from tfgrow.precision import LOSS_SCALED_POLICY, policy_name
+from tfgrow.train.loss_scale import DynamicLossScale, keep_if_finite
 from tfgrow.train.optimizer import MaskedMomentum
 
 
@@ -98,6 +102,10 @@ class Trainer(tf.Module):
             self.mask_optimizer = MaskedMomentum(
                 model.mask_variables() if self.growing else [], mask_momentum, name="masks"
             )
+            # mixed_float16 only (tfgrow.precision); None leaves checkpoints as they were.
+            self.loss_scale = (
+                DynamicLossScale() if policy_name(model) == LOSS_SCALED_POLICY else None
+            )
         self.num_traces = 0  # traces (compilations under XLA) of the training step
         self.num_eval_traces = 0
         self.jit_compile = bool(jit_compile)
@@ -159,12 +167,15 @@ class Trainer(tf.Module):
             loss = tf.nn.compute_average_loss(
                 per_example, global_batch_size=self.global_batch_size
             ) + tf.nn.scale_regularization_loss(draw.penalty)
-        gradients, row_gradients = self._all_reduced_gradients(tape, loss, kernel_rows)
+        gradients, row_gradients, finite = self._all_reduced_gradients(tape, loss, kernel_rows)
         assignments = self.growth.assignments(draw, self.global_batch_size)
         assignments.append((self.step, step + 1))
         updates, scatters = self._optimizer_updates(
             step, draw.context, gradients, kernel_rows, row_gradients
         )
+        if self.loss_scale is not None:  # a step with overflowing gradients changes no weight
+            updates, scatters = keep_if_finite(finite, updates, scatters)
+            assignments += self.loss_scale.assignments(finite)
         assign_all(assignments + updates, scatters)
         metrics = _metrics(labels, logits, per_example)
         if capacities is not None and self.growing:
@@ -179,19 +190,26 @@ class Trainer(tf.Module):
         return dense + self.mask_optimizer.variables_to_update
 
     def _all_reduced_gradients(self, tape, loss, kernel_rows):
-        """(id(variable) -> gradient of the dense variables, [gradient of each KernelRows]),
-        summed over replicas; variables the step did not reach get zeros."""
+        """(id(variable) -> gradient of the dense variables, [gradient of each KernelRows],
+        whether all are finite (None without loss scaling)), summed over replicas; variables
+        the step did not reach get zeros. With a loss scale the loss is scaled before and the
+        gradients unscaled after the all-reduce."""
         dense = self._dense_variables(kernel_rows)
         targets = dense + [rows.rows for rows in kernel_rows]
-        gradients = tape.gradient(loss, targets)
+        # The upstream gradient `scale` differentiates loss * scale (outside the tape).
+        scale = None if self.loss_scale is None else tf.convert_to_tensor(self.loss_scale.scale)
+        gradients = tape.gradient(loss, targets, output_gradients=scale)
         gradients = [
             tf.zeros_like(t) if g is None else tf.convert_to_tensor(g)
             for g, t in zip(gradients, targets)
         ]
         replica = tf.distribute.get_replica_context()
         gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        finite = None
+        if self.loss_scale is not None:
+            gradients, finite = self.loss_scale.unscale(gradients)
         by_id = dict(zip((id(v) for v in dense), gradients))
-        return by_id, gradients[len(dense) :]
+        return by_id, gradients[len(dense) :], finite
 
     def _optimizer_updates(self, step, context, gradients, kernel_rows, row_gradients):
         """(assignments, scatters) of the weight and logit optimisers for this step.

@@ -226,6 +226,22 @@ def check_train_arguments(arguments, methods, schedules, relaxations, temperatur
     check_input_dir(name("data_dir"), arguments["data_dir"])
 
 
+def check_dtype_policy(method, dtype_policy, policies):
+    """Raises InputError unless `dtype_policy` is one of `policies` that `method` can train with.
+
+    The magnitude-pruning baseline trains a tf_keras (Keras 2) model, which Keras 3's dtype
+    policy does not reach: it stays float32.
+    """
+    check_choice("tfgrow.train.dtype_policy", dtype_policy, policies)
+    if method == "magnitude_pruning" and dtype_policy != "float32":
+        raise InputError(
+            "Expected tfgrow.train.dtype_policy = 'float32' for the magnitude_pruning baseline "
+            f"(it trains a tf_keras model, which Keras 3's dtype policy does not reach). "
+            f"Received: dtype_policy={dtype_policy!r}. Fix: drop the dtype_policy binding for "
+            "this baseline."
+        )
+
+
 def _check_builder(model_fn):
     if callable(model_fn) and not isinstance(model_fn, type):
         return
