@@ -1,5 +1,6 @@
 """tfgrow/train/step_timing.py: what is timed (H(s) and the full network), and the stock step."""
 
+import json
 import time
 
 import keras
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 import tfgrow
 from tests.fixtures import graphs
+from tests.fixtures.processes import check_tiny_run_outputs, launch
 from tfgrow import cost as cost_lib
 from tfgrow.graph.counting import count_model
 from tfgrow.masks import Temperature
@@ -92,3 +94,16 @@ def test_a_full_network_is_timed_once_with_ratio_one():
     )
     assert times["step_time_ratio"] == 1.0
     assert times["step_time_final_s"] == times["step_time_full_s"] > 0
+
+
+def test_a_launcher_run_reports_its_step_times(tmp_path):
+    model_dir = tmp_path / "run"
+    result = launch(
+        model_dir,
+        "configs/experiments/fashion_mnist_resnet20_grow_graph.gin",
+        "configs/tiny.gin",
+        bindings=["tfgrow.train.step_timing_steps=1"],
+    )
+    check_tiny_run_outputs(result, model_dir)  # checks the step_time_* keys and the console
+    summary = json.loads((model_dir / "summary.json").read_text())
+    assert 0 < summary["step_time_ratio"] < 1  # the seed network (one channel a group)
