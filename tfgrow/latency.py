@@ -24,7 +24,6 @@ models at random architectures.
 
 import hashlib
 import json
-import math
 import os
 import platform
 import tempfile
@@ -69,8 +68,8 @@ def device_key():
             with open("/proc/cpuinfo") as f:
                 models = [line.split(":", 1)[1].strip() for line in f if "model name" in line]
             name = models[0] if models else name
-        except OSError:
-            pass
+        except OSError:  # no /proc (not Linux): the platform's name identifies the CPU
+            name = platform.processor() or platform.machine()
     return f"{name}|{os.cpu_count()} cores|tf {tf.__version__}"
 
 
@@ -118,8 +117,9 @@ class LatencyTable:
         self.grids, self.tables = [], []
         for layer in self.layers:
             full_in, full_out = _full_widths(layer)
-            grid_in = [1] if layer.kind in ("depthwise", "batch_norm") else None
-            grid_in = grid_in or grid(full_in, granularity, points)
+            # Depthwise convs and batch norm depend on one width: their input side is trivial.
+            one_sided = layer.kind in ("depthwise", "batch_norm")
+            grid_in = [1] if one_sided else grid(full_in, granularity, points)
             grid_out = grid(full_out, granularity, points)
             table = [[self._seconds(layer, c_in, c_out) for c_out in grid_out] for c_in in grid_in]
             self.grids.append((grid_in, grid_out))
@@ -250,31 +250,23 @@ def _lookup(table, grid_in, grid_out, c_in, c_out, granularity):
 
 def _interpolation_weights(points, width, granularity):
     """Weights over `points` whose dot product with values at them interpolates at `width`
-    rounded up to the granularity (clipped to the grid's ends)."""
+    rounded up to the granularity (clipped to the grid's ends).
+
+    Hat functions, one formula for Python numbers (numpy) and tensors (inside the step): the
+    weight of p_i rises linearly from the previous point and falls to the next one.
+    """
     points = np.asarray(points, np.float64)
     if len(points) == 1:
         return np.ones(1)
-    if tf.is_tensor(width):
-        width = tf.cast(width, tf.float64)
-        rounded = tf.minimum(tf.math.ceil(width / granularity) * granularity, points[-1])
-        rounded = tf.clip_by_value(rounded, points[0], points[-1])
-        # hat functions: max(0, 1 - |x - p_i| / spacing on that side)
-        left = np.concatenate([[points[0] - 1.0], points[:-1]])
-        right = np.concatenate([points[1:], [points[-1] + 1.0]])
-        rising = (rounded - left) / (points - left)
-        falling = (right - rounded) / (right - points)
-        return tf.maximum(tf.constant(0.0, tf.float64), tf.minimum(rising, falling))
-    rounded = min(math.ceil(width / granularity) * granularity, points[-1])
-    rounded = min(max(rounded, points[0]), points[-1])
-    weights = np.zeros(len(points))
-    upper = int(np.searchsorted(points, rounded))
-    if points[upper] == rounded:
-        weights[upper] = 1.0
-    else:
-        lower = upper - 1
-        t = (rounded - points[lower]) / (points[upper] - points[lower])
-        weights[lower], weights[upper] = 1.0 - t, t
-    return weights
+    ops = tf.math if tf.is_tensor(width) else np
+    width = tf.cast(width, tf.float64) if tf.is_tensor(width) else np.float64(width)
+    rounded = ops.minimum(ops.ceil(width / granularity) * granularity, points[-1])
+    rounded = ops.maximum(rounded, points[0])
+    left = np.concatenate([[points[0] - 1.0], points[:-1]])
+    right = np.concatenate([points[1:], [points[-1] + 1.0]])
+    rising = (rounded - left) / (points - left)
+    falling = (right - rounded) / (right - points)
+    return ops.maximum(np.float64(0.0), ops.minimum(rising, falling))
 
 
 def _measure(layer, c_in, c_out, batch, dtype, repeats):
