@@ -1,5 +1,6 @@
 """Parameter and FLOP counts against hand computations (METHOD.md §1.7)."""
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -57,6 +58,34 @@ def test_tensor_and_python_counts_agree():
         {"block": tf.constant(1.0)},
     )
     assert [float(t) for t in tensors] == [float(e) for e in exact]
+
+
+def test_the_tensor_form_counts_exactly_what_the_python_counter_counts():
+    # A grown MobileNetV1-style graph has depthwise, pointwise, dense, batch-norm entries and a
+    # Flatten-free head; a grown ResNet has residual ties and gated blocks.
+    import tfgrow
+    from tfgrow import models
+
+    rng = np.random.default_rng(0)
+    for builder in (models.keras_resnet_cifar, models.mobilenet_v1):
+        layer_costs = tfgrow.grow(builder((16, 16, 3), 10)).layer_costs
+        full = cost.full_widths(layer_costs)
+        blocks = sorted({layer.block for layer in layer_costs if layer.block is not None})
+        for _ in range(4):
+            widths = {name: int(rng.integers(1, size + 1)) for name, size in full.items()}
+            states = {name: int(rng.integers(0, 2)) for name in blocks}
+            expected = cost.count(layer_costs, widths, states)
+            received = cost.count(
+                layer_costs,
+                {name: tf.constant(width) for name, width in widths.items()},
+                {name: tf.constant(float(state)) for name, state in states.items()},
+            )
+            assert [float(r) for r in received] == [float(e) for e in expected]
+    # Missing groups count at full width, missing blocks as on, as in the Python counter.
+    received = cost.count(layer_costs, {next(iter(full)): tf.constant(1)}, {})
+    assert [float(r) for r in received] == [
+        float(e) for e in cost.count(layer_costs, {**full, next(iter(full)): 1}, {})
+    ]
 
 
 def test_full_resnet20_matches_the_keras_parameter_count():
