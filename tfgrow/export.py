@@ -75,7 +75,7 @@ def kept_structures(network, temperature=None, epoch=0.0):
     channels = {}
     for name, group in network.channel_groups.items():
         keep = group.deterministic_keep().numpy()
-        values = network._probabilities(group, temperature, epoch).numpy()
+        values = network.inference_values(name, group, temperature, epoch).numpy()
         indices = np.flatnonzero(keep)
         channels[name] = (indices, values[indices])
     gates = {}

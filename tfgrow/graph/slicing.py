@@ -75,8 +75,10 @@ def _clone_at_widths(layer, graph, widths, dtype_policy=None):
             layer, L.DepthwiseConv2D
         ):
             config["filters"] = out_width
-        elif isinstance(layer, L.Dense):
+        elif isinstance(layer, L.Dense | L.LSTM | L.GRU):
             config["units"] = out_width
+        elif isinstance(layer, L.Embedding):
+            config["output_dim"] = out_width
         elif isinstance(layer, L.Reshape):
             config["target_shape"] = tuple(config["target_shape"][:-1]) + (out_width,)
     return layer.__class__.from_config(config)

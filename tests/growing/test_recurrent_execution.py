@@ -1,0 +1,148 @@
+"""LSTM, GRU and Embedding in the graph engine (METHOD.md §1.8).
+
+(a) For the same sampled masks, compact execution (only the active units, gathered gate blocks)
+gives the outputs and gradients of dense execution (full width, the masked recurrence with
+unsampled units at mask value 0), stateful layers included (their states too).
+(b) With every unit on and mask values 1, the grown model computes the stock Keras model.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgrow
+from tests.fixtures import sequences
+from tfgrow.growing.recurrent import reset_states
+from tfgrow.growing.update import assign_all
+from tfgrow.masks import Temperature
+
+VARIANTS = {
+    "lstm": {},
+    "gru": {"rnn": "gru"},
+    "gru_reset_before": {"rnn": "gru", "reset_after": False},
+    "lstm_last_output": {"last_sequences": False},
+    "lstm_stateful": {"stateful": True},
+    "gru_stateful": {"rnn": "gru", "stateful": True},
+}
+
+
+def grown_model(variant, seed=0, **arguments):
+    """The variant's model (random biases) and its grown model with random logits."""
+    keras.utils.set_random_seed(seed)
+    model = sequences.language_model(**{**VARIANTS[variant], **arguments})
+    sequences.randomize_biases(model, seed)
+    grown = tfgrow.grow(model)
+    rng = np.random.default_rng(seed)
+    for group in grown.group_variables().values():
+        group.logits.assign(rng.normal(0.0, 1.5, group.logits.shape).astype(np.float32))
+        group.counters.assign(rng.uniform(0.0, 2.0, group.counters.shape).astype(np.float32))
+    return model, grown
+
+
+def set_random_states(model, seed):
+    """Nonzero states in every stateful layer: stale units must not leak into a pass."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            for state in layer.states:
+                state.assign(rng.normal(0.0, 1.0, state.shape).astype(np.float32))
+
+
+def outputs_and_gradients(grown, context, tokens):
+    with tf.GradientTape() as tape:
+        outputs = grown.forward(tokens, context)
+        loss = tf.reduce_sum(tf.sin(3.0 * outputs))
+    gradients = tape.gradient(loss, grown.trainable_variables)
+    return outputs.numpy(), [
+        None if g is None else tf.convert_to_tensor(g).numpy() for g in gradients
+    ]
+
+
+def assert_gradients_close(grown, first, second):
+    for variable, a, b in zip(grown.trainable_variables, first, second):
+        a = np.zeros(variable.shape) if a is None else a
+        b = np.zeros(variable.shape) if b is None else b
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=variable.path)
+
+
+def sampled_context(grown, seed=0, training=True):
+    context = grown.sample_context(tf.constant([seed, 7], tf.int64), Temperature(), 0.5)
+    context.training = training
+    widths, _ = grown.widths_and_blocks(context)
+    sizes = {name: group.size for name, group in grown.channel_groups.items()}
+    assert all(0 < float(widths[name]) < sizes[name] for name in sizes), widths
+    return context
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_compact_matches_dense_outputs_gradients_and_states(variant, training):
+    model, grown = grown_model(variant)
+    tokens = sequences.tokens()
+    context = sampled_context(grown, training=training)
+    results, final_states = [], []
+    for run_context in (context, grown.dense_equivalent(context)):
+        set_random_states(model, 5)
+        results.append(outputs_and_gradients(grown, run_context, tokens))
+        final_states.append(
+            [np.array(value) for _, value in run_context.state_updates]
+            if training
+            else [
+                s.numpy() for layer in model.layers for s in (getattr(layer, "states", None) or [])
+            ]
+        )
+    (compact, compact_gradients), (dense, dense_gradients) = results
+    np.testing.assert_allclose(compact, dense, rtol=1e-5, atol=1e-6)
+    assert_gradients_close(grown, compact_gradients, dense_gradients)
+    # Stateful: the states written back (queued in training, assigned in inference) agree, and
+    # are 0 at the units this step did not compute.
+    # Two layers with (h, c) each for an LSTM, h for a GRU.
+    expected_count = {"lstm_stateful": 4, "gru_stateful": 2}.get(variant, 0)
+    assert len(final_states[0]) == expected_count
+    for a, b in zip(*final_states):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for layer_name in ("rnn1", "rnn2"):
+        layer = model.get_layer(layer_name)
+        if layer.stateful and not training:
+            inactive = context.channels[layer_name].mask.numpy() == 0
+            assert inactive.any() and not np.any(layer.states[0].numpy()[:, inactive])
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_full_network_computes_the_stock_keras_model(variant):
+    model, grown = grown_model(variant)
+    batches = [sequences.tokens(seed) for seed in (1, 2)]
+    # Two consecutive batches: a stateful model carries its states from the first to the second.
+    reset_states(grown)
+    expected = [model(batch).numpy() for batch in batches]
+    reset_states(grown)
+    computed = [grown.forward(batch, grown.full_context()).numpy() for batch in batches]
+    np.testing.assert_allclose(computed, expected, rtol=1e-5, atol=1e-6)
+    # Training mode: the state writes are queued and applied by the step.
+    reset_states(grown)
+    computed = []
+    for batch in batches:
+        context = grown.full_context(training=True)
+        computed.append(grown.forward(batch, context).numpy())
+        assign_all(context.state_updates)
+    np.testing.assert_allclose(computed, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_reset_states_zeroes_every_stateful_layer_of_the_source_model():
+    model, grown = grown_model("lstm_stateful")
+    set_random_states(model, 1)
+    assert reset_states(grown) == ["rnn1", "rnn2"]
+    assert all(
+        not np.any(s.numpy()) for name in ("rnn1", "rnn2") for s in model.get_layer(name).states
+    )
+    assert reset_states(sequences.language_model()) == []
+
+
+def test_inference_runs_kept_recurrent_units_at_mask_value_one():
+    # H(s): the embedding's kept dimensions carry sigma(beta s), the LSTM units 1 (their value
+    # would multiply the cell state, which no stock LSTM can hold; tfgrow.growing.structures).
+    _, grown = grown_model("lstm")
+    context = grown.deterministic_context(Temperature(), 0.5)
+    np.testing.assert_array_equal(context.channels["rnn1"].values.numpy(), 1.0)
+    assert np.any(context.channels["embedding"].values.numpy() < 0.9)
