@@ -6,18 +6,12 @@ import pytest
 
 import tfgrow
 from tests.fixtures import sequences
+from tests.fixtures.sequences import VARIANTS
 from tfgrow import cost
 from tfgrow.graph import analyze, build_at_widths, count_model
 from tfgrow.graph.analysis import UnsupportedLayerError
 
 L = keras.layers
-VARIANTS = {
-    "lstm": {},
-    "gru": {"rnn": "gru"},
-    "gru_reset_before": {"rnn": "gru", "reset_after": False},
-    "lstm_last_output": {"last_sequences": False},
-    "lstm_stateful": {"stateful": True},
-}
 
 
 def test_embedding_and_each_recurrent_layer_start_a_prunable_group():

@@ -6,47 +6,15 @@ unsampled units at mask value 0), stateful layers included (their states too).
 (b) With every unit on and mask values 1, the grown model computes the stock Keras model.
 """
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfgrow
 from tests.fixtures import sequences
+from tests.fixtures.sequences import VARIANTS, grown_model, set_random_states
 from tfgrow.growing.recurrent import reset_states
 from tfgrow.growing.update import assign_all
 from tfgrow.masks import Temperature
-
-VARIANTS = {
-    "lstm": {},
-    "gru": {"rnn": "gru"},
-    "gru_reset_before": {"rnn": "gru", "reset_after": False},
-    "lstm_last_output": {"last_sequences": False},
-    "lstm_stateful": {"stateful": True},
-    "gru_stateful": {"rnn": "gru", "stateful": True},
-}
-
-
-def grown_model(variant, seed=0, **arguments):
-    """The variant's model (random biases) and its grown model with random logits."""
-    keras.utils.set_random_seed(seed)
-    model = sequences.language_model(**{**VARIANTS[variant], **arguments})
-    sequences.randomize_biases(model, seed)
-    grown = tfgrow.grow(model)
-    rng = np.random.default_rng(seed)
-    for group in grown.group_variables().values():
-        group.logits.assign(rng.normal(0.0, 1.5, group.logits.shape).astype(np.float32))
-        group.counters.assign(rng.uniform(0.0, 2.0, group.counters.shape).astype(np.float32))
-    return model, grown
-
-
-def set_random_states(model, seed):
-    """Nonzero states in every stateful layer: stale units must not leak into a pass."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if getattr(layer, "stateful", False):
-            for state in layer.states:
-                state.assign(rng.normal(0.0, 1.0, state.shape).astype(np.float32))
 
 
 def outputs_and_gradients(grown, context, tokens):
