@@ -114,3 +114,53 @@ def test_inference_runs_kept_recurrent_units_at_mask_value_one():
     context = grown.deterministic_context(Temperature(), 0.5)
     np.testing.assert_array_equal(context.channels["rnn1"].values.numpy(), 1.0)
     assert np.any(context.channels["embedding"].values.numpy() < 0.9)
+
+
+def _ragged_and_xla(grown, tokens, training, seed=3):
+    """Outputs and gradients for one draw: ragged widths (one trace without XLA) and static
+    capacities (the smallest ladder rungs holding the draw) compiled with XLA."""
+    step_seed = tf.constant([seed, 7], tf.int64)
+    widths, _ = grown.widths_and_blocks(grown.sample_context(step_seed, Temperature(), 0.5))
+    capacities = grown.capacities_for({name: float(w) for name, w in widths.items()})
+    assert any(capacities[n] < g.size for n, g in grown.channel_groups.items()), capacities
+
+    def run(capacities):
+        context = grown.sample_context(step_seed, Temperature(), 0.5, capacities=capacities)
+        context.training = training
+        with tf.GradientTape() as tape:
+            outputs = grown.forward(tokens, context)
+            loss = tf.reduce_sum(tf.sin(3.0 * outputs))
+        gradients = tape.gradient(loss, grown.trainable_variables)
+        gradients = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+            for v, g in zip(grown.trainable_variables, gradients)
+        ]
+        return outputs, gradients, [value for _, value in context.state_updates]
+
+    ragged = tf.function(lambda: run(None), autograph=False)
+    xla = tf.function(lambda: run(capacities), autograph=False, jit_compile=True)
+    return ragged, xla
+
+
+@pytest.mark.parametrize("variant", ["lstm", "gru", "lstm_stateful"])
+def test_xla_static_capacities_match_ragged_widths(variant):
+    model, grown = grown_model(variant, channel_multiple=4)
+    tokens = sequences.tokens(4)
+    ragged, xla = _ragged_and_xla(grown, tokens, training=True)
+    results = []
+    for function in (ragged, xla):
+        set_random_states(model, 2)
+        results.append([np.asarray(t) for t in tf.nest.flatten(function())])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # Inference under XLA assigns a stateful layer's states inside the compiled function.
+    ragged, xla = _ragged_and_xla(grown, tokens, training=False)
+    states = []
+    for function in (ragged, xla):
+        set_random_states(model, 2)
+        function()
+        states.append(
+            [s.numpy() for name in ("rnn1", "rnn2") for s in (model.get_layer(name).states or [])]
+        )
+    for a, b in zip(*states):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
