@@ -14,7 +14,9 @@ from tests.fixtures import sequences
 from tests.fixtures.sequences import VARIANTS, grown_model, set_random_states
 from tfgrow.growing.recurrent import reset_states
 from tfgrow.growing.update import assign_all
+from tfgrow.latency import LatencyTable
 from tfgrow.masks import Temperature
+from tfgrow.precision import dtype_policy_scope
 
 
 def outputs_and_gradients(grown, context, tokens):
@@ -164,3 +166,29 @@ def test_xla_static_capacities_match_ragged_widths(variant):
         )
     for a, b in zip(*states):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["lstm", "gru_stateful"])
+def test_mixed_bfloat16_computes_the_stock_model_and_compact_matches_dense(variant):
+    # Gates and states in bfloat16 like Keras' cells, float32 weights and gradients; the
+    # outputs differ from Keras' by bfloat16 rounding (8 bits: ~0.4% per op).
+    with dtype_policy_scope("mixed_bfloat16"):
+        model, grown = grown_model(variant)
+    tokens = sequences.tokens(1)
+    reset_states(grown)
+    expected = model(tokens).numpy().astype(np.float32)
+    reset_states(grown)
+    computed = grown.forward(tokens, grown.full_context()).numpy()
+    np.testing.assert_allclose(computed, expected, atol=3e-2 * np.abs(expected).max())
+    context = sampled_context(grown)
+    compact, compact_gradients = outputs_and_gradients(grown, context, tokens)
+    dense, dense_gradients = outputs_and_gradients(grown, grown.dense_equivalent(context), tokens)
+    np.testing.assert_allclose(compact, dense, atol=3e-2 * np.abs(dense).max())
+    assert all(g is None or g.dtype == np.float32 for g in compact_gradients)
+
+
+def test_latency_budget_refuses_recurrent_layers():
+    # The latency table times each entry as one op; an LSTM's time is T steps of gated matmuls.
+    _, grown = grown_model("lstm")
+    with pytest.raises(ValueError, match="LSTM/GRU/Embedding entries.*'params' or 'flops'"):
+        LatencyTable(grown.layer_costs, batch_size=sequences.BATCH)
