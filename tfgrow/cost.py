@@ -9,6 +9,10 @@ so one formula serves the summary, the budget and the training-FLOPs accumulator
   not parameters).
 - FLOPs per example: 2 * kh * kw * C_in * C_out * H_out * W_out per conv (depthwise:
   2 * kh * kw * C * H_out * W_out), 2 * in * out per dense; elementwise ops are ignored.
+- LSTM/GRU (`tfgrow.graph.recurrent`): two "dense" entries of `gates` side-by-side matrices, the
+  kernel (in -> units) and the recurrent kernel (units -> units: quadratic in the units' width),
+  output_pixels = the sequence length T (FLOPs per example: per time step times T); Embedding:
+  an "embedding" entry, vocab * dim params and no FLOPs.
 """
 
 import dataclasses
@@ -27,8 +31,9 @@ class LayerCost:
 
     Attributes:
         name: the layer's name.
-        kind: "conv", "depthwise", "dense" or "batch_norm" (a batch norm of its own: no FLOPs,
-            its gamma and beta counted by `use_batch_norm`, or one of them by `use_bias`).
+        kind: "conv", "depthwise", "dense", "embedding" (input_width rows of output_width
+            entries, no FLOPs) or "batch_norm" (a batch norm of its own: no FLOPs, its gamma and
+            beta counted by `use_batch_norm`, or one of them by `use_bias`).
         kernel_size: (kh, kw); (1, 1) for dense.
         output_pixels: H_out * W_out (1 for dense).
         input_group: channel group of the input, or None when the input width is fixed.
@@ -44,6 +49,8 @@ class LayerCost:
         input_size: (H, W) of a conv's input ((), dense and batch norm); with `strides`, what
             the latency table (`tfgrow.latency`) times the layer at.
         strides: a conv's strides.
+        gates: the layer is this many such layers side by side (kernel, bias and FLOPs): an
+            LSTM's 4 gate blocks, a GRU's 3; 1 otherwise.
     """
 
     name: str
@@ -61,6 +68,7 @@ class LayerCost:
     output_layout: tuple = ()
     input_size: tuple = ()
     strides: tuple = (1, 1)
+    gates: int = 1
 
 
 def exact(value):
@@ -97,14 +105,17 @@ def _layer_counts(layer, widths):
         params = kh * kw * c_out
         flops = 2 * kh * kw * c_out * layer.output_pixels
     elif layer.kind in ("conv", "dense"):
-        params = kh * kw * c_in * c_out
-        flops = 2 * kh * kw * c_in * c_out * layer.output_pixels
+        params = layer.gates * kh * kw * c_in * c_out
+        flops = 2 * layer.gates * kh * kw * c_in * c_out * layer.output_pixels
+    elif layer.kind == "embedding":
+        params, flops = c_in * c_out, 0
     else:
         raise ValueError(
-            f"Expected kind conv, depthwise, dense or batch_norm. Received: {layer.kind!r}"
+            f"Expected kind conv, depthwise, dense, embedding or batch_norm. Received: "
+            f"{layer.kind!r}"
         )
     if layer.use_bias:
-        params = params + c_out
+        params = params + layer.gates * c_out
     if layer.use_batch_norm:
         params = params + 2 * c_out
     return params, flops

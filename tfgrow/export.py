@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tfgrow.growing.model import GrowingModel
 from tfgrow.growing.plain import plain_keras_model
+from tfgrow.growing.recurrent import reset_states
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
@@ -75,7 +76,7 @@ def kept_structures(network, temperature=None, epoch=0.0):
     channels = {}
     for name, group in network.channel_groups.items():
         keep = group.deterministic_keep().numpy()
-        values = network._probabilities(group, temperature, epoch).numpy()
+        values = network.inference_values(name, group, temperature, epoch).numpy()
         indices = np.flatnonzero(keep)
         channels[name] = (indices, values[indices])
     gates = {}
@@ -115,7 +116,9 @@ def plain_model(network, temperature=None, epoch=None, name=None):
         channels, gates = {}, {}
     with dtype_policy_scope("float32"):  # whatever policy the network trained with
         if isinstance(network, GrowingModel):
-            return plain_keras_model(network, channels, gates, name, dtype_policy="float32")
+            return plain_keras_model(
+                network, channels, gates, name, dtype_policy="float32", serving=True
+            )
         return build_plain_model(network, channels, gates, name)
 
 
@@ -375,17 +378,36 @@ def tflite_predict(path, images):
     return np.stack(outputs)
 
 
+def example_inputs(network, num_images=8, seed=0):
+    """Random inputs of `network`: normal images, or token ids below the smallest vocabulary
+    of the Embeddings of a `GrowingModel` with integer inputs; a fixed batch size (a stateful
+    model's) replaces `num_images`."""
+    rng = np.random.default_rng(seed)
+    source = getattr(network, "source", None)
+    if source is None:
+        return rng.normal(size=(num_images, *network.input_spec_shape)).astype(np.float32)
+    tensor = source.inputs[0]
+    shape = (tensor.shape[0] or num_images, *tensor.shape[1:])
+    if not np.issubdtype(np.dtype(tensor.dtype), np.integer):
+        return rng.normal(size=shape).astype(np.float32)
+    embeddings = [layer for layer in source.layers if isinstance(layer, keras.layers.Embedding)]
+    vocabulary = min([layer.input_dim for layer in embeddings] or [2])
+    return rng.integers(0, vocabulary, shape).astype(tensor.dtype)
+
+
 def check_outputs(network, temperature, epoch, model, num_images=8, seed=0):
     """Max abs difference of `model` from the growing network's inference on random images.
 
-    Raises `ExportError` when it exceeds `OUTPUT_TOLERANCE` times the largest output magnitude
-    (at least 1): float32 rounding of logits of size 5.6e4 is ~0.01, a wrong channel is O(1)
-    of the output's scale. A network computing in bfloat16 or float16 (a mixed policy) is
-    compared at `MIXED_OUTPUT_TOLERANCE` of its compute dtype.
+    Stateful recurrent layers start from zero states (the export is stateless); their states
+    are zero afterwards. Raises `ExportError` when it exceeds `OUTPUT_TOLERANCE` times the
+    largest output magnitude (at least 1): float32 rounding of logits of size 5.6e4 is ~0.01, a
+    wrong channel is O(1) of the output's scale. A network computing in bfloat16 or float16 (a
+    mixed policy) is compared at `MIXED_OUTPUT_TOLERANCE` of its compute dtype.
     """
-    shape = (num_images, *network.input_spec_shape)
-    images = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    images = example_inputs(network, num_images, seed)
+    reset_states(network)  # the export is stateless: compare from a fresh state
     expected = network.forward(images, network.deterministic_context(temperature, epoch)).numpy()
+    reset_states(network)
     difference = float(np.max(np.abs(model(images).numpy() - expected)))
     scale = max(1.0, float(np.max(np.abs(expected))))
     tolerance = MIXED_OUTPUT_TOLERANCE.get(network.compute_dtype, OUTPUT_TOLERANCE)

@@ -96,6 +96,15 @@ class LatencyTable:
     def __init__(self, layers, batch_size, dtype="float32", settings=None):
         self.settings = settings or latency_settings()
         self.layers = list(layers)
+        recurrent = [
+            layer.name for layer in layers if layer.gates != 1 or layer.kind == "embedding"
+        ]
+        if recurrent:
+            raise ValueError(
+                "Expected conv, dense and batch-norm layers for the latency table, which times "
+                f"each as one op. Received LSTM/GRU/Embedding entries: {recurrent}. Use "
+                "tfgrow.Budget.metric = 'params' or 'flops' for a recurrent network."
+            )
         missing = [layer.name for layer in layers if not _timed(layer)]
         if missing:
             raise ValueError(

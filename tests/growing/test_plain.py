@@ -71,10 +71,7 @@ def _mid_training(name, seed=0):
     model = builder()
     graphs.randomize_batch_norms(model, seed)
     grown = tfgrow.grow(model, **arguments)
-    rng = np.random.default_rng(seed)
-    for group in grown.group_variables().values():
-        group.logits.assign(rng.normal(0.0, 1.5, group.logits.shape).astype(np.float32))
-        group.counters.assign(rng.uniform(0.0, 2.0, group.counters.shape).astype(np.float32))
+    graphs.randomize_mask_groups(grown, seed)
     return model, grown
 
 

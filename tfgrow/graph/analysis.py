@@ -5,7 +5,8 @@ describes the channel (last) axis of every tensor as a *layout*: a tuple of chan
 contributing all of its channels in order. A group is a set of layer outputs whose channels are
 the same channels:
 
-- Conv2D, Dense and SeparableConv2D create a new group (their `filters`/`units`).
+- Conv2D, Dense and SeparableConv2D create a new group (their `filters`/`units`); so do LSTM,
+  GRU (hidden units) and Embedding (output dimensions), see `tfgrow.graph.recurrent`.
 - Add, Subtract, Average, Maximum, Minimum and Multiply tie their inputs channel by channel, so the
   groups in the same positions merge (residual streams, squeeze-and-excitation gates). An input
   with one channel that broadcasts (e.g. a spatial attention map) is fixed instead.
@@ -15,19 +16,28 @@ the same channels:
   padding, cropping and up-sampling pass the layout through. Each BatchNormalization records its
   gamma against the channels it scales.
 
-A group is *prunable* when some BatchNormalization gamma scales it and no member must keep its
-width: the model's inputs and outputs, broadcast inputs and channels that pass through a layer
-with per-channel constants the analysis does not slice (Normalization, per-channel Rescaling,
-Softmax) are fixed. Fixed groups keep their full width; they are listed in `fixed_groups`. Any
-other layer stops the analysis with an error that names it.
+A group is *prunable* when some BatchNormalization gamma scales it (or an LSTM, GRU or Embedding
+produces it) and no member must keep its width: the model's inputs and outputs, broadcast inputs
+and channels that pass through a layer with per-channel constants the analysis does not slice
+(Normalization, per-channel Rescaling, Softmax) are fixed. Fixed groups keep their full width;
+they are listed in `fixed_groups`. Any other layer stops the analysis with an error that names
+it.
 """
 
-import dataclasses
 import math
 
 import keras
 import numpy as np
 
+from tfgrow.graph import recurrent
+
+# Re-exported: MorphNet and the launchers read RESOURCES and check_resource from here.
+from tfgrow.graph.channel_graph import (  # noqa: F401
+    RESOURCES,
+    ChannelGraph,
+    CostTerm,
+    check_resource,
+)
 from tfgrow.graph.nodes import nodes_in_order
 
 L = keras.layers
@@ -56,152 +66,10 @@ PASS_THROUGH = (
 )
 # Pass the layout through, but hold per-channel constants (or mix channels): fixed channels only.
 FIXED_PASS_THROUGH = (L.Normalization, L.Rescaling, L.Softmax)
-RESOURCES = ("flops", "size")
-
-
-@dataclasses.dataclass(frozen=True)
-class CostTerm:
-    """One conv/dense (or the depthwise half of a separable conv) as METHOD.md §2 costs it.
-
-    Attributes:
-        layer: the layer's name.
-        kind: "conv" (cost C |A| |B|; Dense and pointwise convs too) or "depthwise" (C |B|).
-        flops_coefficient: 2 * H_out * W_out * kh * kw (Dense: 2 per output position).
-        size_coefficient: kh * kw (Dense: 1).
-        input_layout: groups of the input channels, in order.
-        output_layout: groups of the output channels, in order.
-    """
-
-    layer: str
-    kind: str
-    flops_coefficient: int
-    size_coefficient: int
-    input_layout: tuple
-    output_layout: tuple
-
-    def coefficient(self, resource):
-        return self.flops_coefficient if resource == "flops" else self.size_coefficient
-
-
-@dataclasses.dataclass
-class ChannelGraph:
-    """The result of `analyze`: groups, layouts, gammas and cost terms of one model.
-
-    Attributes:
-        group_names: name of each group (its first producing layer, or the input's name).
-        group_sizes: full width of each group.
-        fixed: per group, True when its width cannot change.
-        input_layouts, output_layouts: layer name -> layout (tuple of group indices).
-        gamma_layers: names of the BatchNormalization layers with a gamma, in graph order.
-        cost_terms: the CostTerm of every conv/dense layer.
-        width_layers: conv/dense/depthwise layer name -> the group of its output channels (the
-            keys of the structure JSON).
-        fixed_reasons: group index -> why it is fixed.
-    """
-
-    group_names: list
-    group_sizes: np.ndarray
-    fixed: np.ndarray
-    input_layouts: dict
-    output_layouts: dict
-    gamma_layers: list
-    cost_terms: list
-    width_layers: dict
-    fixed_reasons: dict
-
-    @property
-    def num_groups(self):
-        return len(self.group_names)
-
-    @property
-    def prunable(self):
-        return ~self.fixed
-
-    @property
-    def fixed_groups(self):
-        return {self.group_names[g]: reason for g, reason in self.fixed_reasons.items()}
-
-    def layout_width(self, layout, widths=None):
-        widths = self.group_sizes if widths is None else widths
-        return int(sum(int(widths[g]) for g in layout))
-
-    def count_matrix(self, side):
-        """(num_terms, num_groups) multiplicities of each group in each term's in/out layout."""
-        matrix = np.zeros((len(self.cost_terms), self.num_groups), np.float64)
-        for row, term in enumerate(self.cost_terms):
-            for g in term.input_layout if side == "input" else term.output_layout:
-                matrix[row, g] += 1
-        return matrix
-
-    def cost(self, widths, resource):
-        """Exact METHOD.md §2 resource of the network with these group widths (Python int)."""
-        check_resource(resource)
-        total = 0
-        for term in self.cost_terms:
-            c_in = self.layout_width(term.input_layout, widths)
-            c_out = self.layout_width(term.output_layout, widths)
-            coefficient = term.coefficient(resource)
-            total += coefficient * (c_out if term.kind == "depthwise" else c_in * c_out)
-        return total
-
-    def full_widths(self):
-        return self.group_sizes.copy()
-
-    def minimal_widths(self):
-        """One channel in every prunable group (the smallest network rebuild can produce)."""
-        return np.where(self.fixed, self.group_sizes, 1)
-
-    def structure(self, widths):
-        """{layer_name: width} for every conv/dense/depthwise layer (the structure JSON)."""
-        return {
-            name: self.layout_width(self.output_layouts[name], widths) for name in self.width_layers
-        }
-
-    def widths_from_structure(self, structure):
-        """Group widths from a structure JSON; layers of one group must agree."""
-        widths = self.full_widths()
-        seen = {}
-        for name, width in structure.items():
-            if name not in self.width_layers:
-                raise ValueError(
-                    f"Expected structure keys among the model's conv/dense layers "
-                    f"{sorted(self.width_layers)[:8]}... Received: {name!r}"
-                )
-            layout = self.output_layouts[name]
-            if len(layout) != 1:
-                continue  # separable/depthwise outputs of several groups: checked by the others
-            group = layout[0]
-            if group in seen and seen[group] != int(width):
-                raise ValueError(
-                    f"Layers tied in group {self.group_names[group]!r} need one width. Received: "
-                    f"{name}={width} but another member has {seen[group]}"
-                )
-            seen[group] = int(width)
-            if self.fixed[group] and int(width) != self.group_sizes[group]:
-                raise ValueError(
-                    f"Group {self.group_names[group]!r} ({self.fixed_reasons[group]}) has fixed "
-                    f"width {self.group_sizes[group]}. Received: {name}={width}"
-                )
-            if int(width) < 1:
-                raise ValueError(f"Expected widths >= 1. Received: {name}={width}")
-            widths[group] = int(width)
-        return widths
-
-    def group_widths_by_name(self, widths):
-        return {self.group_names[g]: int(widths[g]) for g in range(self.num_groups)}
 
 
 class UnsupportedLayerError(ValueError):
     """A layer the channel analysis cannot handle; the message names it and says what to do."""
-
-
-def check_resource(resource):
-    """Raises ValueError unless `resource` is one of `RESOURCES`."""
-    if resource not in RESOURCES:
-        raise ValueError(
-            f"Expected resource (regularizer) in {RESOURCES}. Received: {resource!r}. Use "
-            "'flops' for FLOPs per example or 'size' for the number of weights."
-        )
 
 
 class _UnionFind:
@@ -257,7 +125,12 @@ def analyze(model, tied_layers=()):
         UnsupportedLayerError: (a ValueError) for a layer the analysis cannot handle.
     """
     walk = _Walk()
-    for layer, node in nodes_in_order(model):
+    order = nodes_in_order(model)
+    for layer, node in order:  # mask_zero adds mask ops to the graph: name the Embedding first
+        problem = isinstance(layer, L.Embedding) and recurrent.unsupported(layer, node)
+        if problem:
+            raise _error(layer, problem)
+    for layer, node in order:
         walk.visit(layer, node)
     for first, second in tied_layers:
         for name in (first, second):
@@ -283,6 +156,7 @@ class _Walk:
         self.layouts = {}  # id(KerasTensor) -> tuple of sources
         self.input_layouts, self.output_layouts, self.gamma_layouts = {}, {}, []
         self.raw_terms, self.width_layers = [], []
+        self.gateless_sources = set()  # prunable without a BN gamma (recurrent, embedding)
         self.seen_layers = set()
 
     def new_source(self, name, size, fixed_reason=None):
@@ -332,6 +206,17 @@ class _Walk:
             return (self.new_source(layer.name, out_shape[-1], "model input"),)
         if isinstance(layer, PRODUCERS):
             return self._producer(layer, layout_in, out_shape)
+        if isinstance(layer, recurrent.SEQUENCE_PRODUCERS):
+            problem = recurrent.unsupported(layer, node)
+            if problem:
+                raise _error(layer, problem)
+            out = (self.new_source(layer.name, recurrent.width(layer)),)
+            self.gateless_sources.add(out[0])
+            self.raw_terms += recurrent.cost_terms(layer, node, layout_in, out)
+            self.width_layers.append(layer.name)
+            return out
+        if isinstance(layer, L.Bidirectional):
+            raise _error(layer, "Bidirectional is not supported; use LSTM or GRU layers alone")
         if isinstance(layer, L.DepthwiseConv2D):
             if layer.depth_multiplier != 1:
                 raise _error(
@@ -380,9 +265,9 @@ class _Walk:
         raise _error(
             layer,
             "this layer type is not supported. Supported: Conv2D, DepthwiseConv2D, "
-            "SeparableConv2D, Dense, BatchNormalization, Add/Multiply and other merges, "
-            "Concatenate, pooling, padding, activations, dropout, Reshape/Flatten. Replace "
-            "it with those, or keep it out of the analysed model",
+            "SeparableConv2D, Dense, LSTM, GRU, Embedding, BatchNormalization, Add/Multiply "
+            "and other merges, Concatenate, pooling, padding, activations, dropout, "
+            "Reshape/Flatten. Replace it with those, or keep it out of the analysed model",
         )
 
     def _producer(self, layer, layout_in, out_shape):
@@ -443,6 +328,7 @@ class _Walk:
 
         num_groups = len(roots)
         has_gamma = np.zeros(num_groups, bool)
+        has_gamma[[group_of_root[sources.find(s)] for s in self.gateless_sources]] = True
         for _, layout in self.gamma_layouts:
             for g in to_groups(layout):
                 has_gamma[g] = True

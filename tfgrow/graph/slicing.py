@@ -19,6 +19,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from tfgrow.graph.recurrent import RECURRENT, num_gates
+
 L = keras.layers
 CONV_LIKE = (L.Conv2D, L.Dense, L.DepthwiseConv2D, L.SeparableConv2D)
 # Activations f with f(v z) = v f(z) for every v > 0: an output scale folds into the kernel.
@@ -40,12 +42,17 @@ class GraphEdits:
             `output + factor * skip` (a `Rescaling` `<layer>_skip` and an `Add` `<layer>_mix`).
         dtype_policy: the Keras dtype policy of every rebuilt and added layer (export: float32
             whatever the model trained with), or None: each layer keeps its own.
+        serving: rebuild LSTM/GRU layers for serving (export): `stateful=False` (every batch
+            starts from zero states) and `unroll=True` (the sequence length is fixed; TFLite's
+            converter takes an unrolled recurrence with its built-in ops, Keras' while loop
+            only with SELECT_TF_OPS).
     """
 
     output_scales: dict = dataclasses.field(default_factory=dict)
     bypass: dict = dataclasses.field(default_factory=dict)
     mixes: dict = dataclasses.field(default_factory=dict)
     dtype_policy: str | None = None
+    serving: bool = False
 
 
 def _check_widths(graph, widths):
@@ -63,20 +70,24 @@ def _check_widths(graph, widths):
         raise ValueError(f"Expected every width >= 1. Received: min width {widths.min()}")
 
 
-def _clone_at_widths(layer, graph, widths, dtype_policy=None):
+def _clone_at_widths(layer, graph, widths, edits):
     """A fresh copy of `layer` whose output has the layout's width at `widths` (and the dtype
-    policy `dtype_policy`, unless None)."""
+    policy and statefulness `edits` ask for)."""
     config = layer.get_config()
-    if dtype_policy is not None:
-        config["dtype"] = dtype_policy
+    if edits.dtype_policy is not None:
+        config["dtype"] = edits.dtype_policy
+    if edits.serving and isinstance(layer, RECURRENT):
+        config.update(stateful=False, unroll=True)
     if layer.name in graph.output_layouts:
         out_width = graph.layout_width(graph.output_layouts[layer.name], widths)
         if isinstance(layer, L.Conv2D | L.SeparableConv2D) and not isinstance(
             layer, L.DepthwiseConv2D
         ):
             config["filters"] = out_width
-        elif isinstance(layer, L.Dense):
+        elif isinstance(layer, L.Dense | L.LSTM | L.GRU):
             config["units"] = out_width
+        elif isinstance(layer, L.Embedding):
+            config["output_dim"] = out_width
         elif isinstance(layer, L.Reshape):
             config["target_shape"] = tuple(config["target_shape"][:-1]) + (out_width,)
     return layer.__class__.from_config(config)
@@ -86,6 +97,8 @@ def folds_scale(layer, factor):
     """Whether multiplying `layer`'s output by `factor` can be folded into its weights."""
     if isinstance(layer, L.BatchNormalization):
         return bool(layer.scale)
+    if isinstance(layer, L.Embedding):
+        return True
     if isinstance(layer, CONV_LIKE):
         activation = keras.activations.serialize(layer.activation)
         activation = activation if isinstance(activation, str) else None
@@ -142,7 +155,7 @@ def build_at_widths(model, graph, widths, name=None, edits=None):
     clone = keras.models.clone_model(
         model,
         input_tensors=inputs,
-        clone_function=lambda layer: _clone_at_widths(layer, graph, widths, edits.dtype_policy),
+        clone_function=lambda layer: _clone_at_widths(layer, graph, widths, edits),
         call_function=call,
     )
     return keras.Model(clone.input, clone.output, name=name or model.name)
@@ -219,7 +232,23 @@ def _sliced_weights(layer, kept_in, kept_out):
         return sliced + ([layer.bias.numpy()[kept_out]] if layer.use_bias else [])
     if isinstance(layer, L.BatchNormalization):
         return [w[kept_in] for w in layer.get_weights()]
+    if isinstance(layer, L.Embedding):
+        return [layer.embeddings.numpy()[:, kept_out]]
+    if isinstance(layer, RECURRENT):
+        return _sliced_recurrent(layer, kept_in, kept_out)
     return layer.get_weights()
+
+
+def _sliced_recurrent(layer, kept_in, kept_out):
+    """An LSTM/GRU's kernel, recurrent kernel and bias at the kept inputs and units: each gate
+    block's columns (block g at `g * units`) at the kept units, the recurrent kernel's rows too."""
+    cell = layer.cell
+    columns = np.concatenate([g * layer.units + kept_out for g in range(num_gates(layer))])
+    sliced = [
+        cell.kernel.numpy()[kept_in][:, columns],
+        cell.recurrent_kernel.numpy()[kept_out][:, columns],
+    ]
+    return sliced + ([cell.bias.numpy()[..., columns]] if cell.use_bias else [])
 
 
 def _scaled_weights(layer, sliced, factor):
@@ -228,6 +257,8 @@ def _scaled_weights(layer, sliced, factor):
         # Weights in order gamma, beta (each if present), moving mean, moving variance.
         scaled = 1 + int(bool(layer.center))
         return [w * factor if i < scaled else w for i, w in enumerate(sliced)]
+    if isinstance(layer, L.Embedding):  # [vocabulary, dim]: a scale per output dimension
+        return [sliced[0] * np.asarray(factor, np.float32)]
     if isinstance(layer, L.DepthwiseConv2D):
         # Kernel [kh, kw, C, 1]: output channel c is input channel c.
         kernel = sliced[0] * np.reshape(factor, [1, 1, -1, 1]).astype(np.float32)

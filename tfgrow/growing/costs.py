@@ -3,8 +3,9 @@
 One counter (`tfgrow.cost.count`) then serves summaries, the budget and the training-FLOPs
 accumulator of both engines. Every cost term of the analysis (conv, dense, depthwise, the two
 halves of a separable conv) becomes one entry, with the layer's bias; every BatchNormalization
-becomes a "batch_norm" entry for its gamma and beta. Layers in a gated block's branch carry the
-block's name, so they count only when the block is on.
+becomes a "batch_norm" entry for its gamma and beta. An LSTM/GRU gives two entries (kernel and
+recurrent kernel, `gates` matrices each) and an Embedding one (`_sequence_cost`). Layers in a
+gated block's branch carry the block's name, so they count only when the block is on.
 """
 
 import collections
@@ -13,6 +14,7 @@ import math
 import keras
 
 from tfgrow.cost import LayerCost
+from tfgrow.graph import recurrent
 
 L = keras.layers
 
@@ -60,6 +62,10 @@ def layer_costs(model, graph, prunable_names, enclosing_block):
     for term in graph.cost_terms:
         layer_name = term.layer.split("/")[0]
         layer = model.get_layer(layer_name)
+        if isinstance(layer, recurrent.SEQUENCE_PRODUCERS):
+            block = enclosing_block.get(layer_name)
+            costs.append(_sequence_cost(layer, term, graph, prunable_names, block))
+            continue
         in_group, in_width, in_layout = _side(graph, term.input_layout, prunable_names)
         out_group, out_width, out_layout = _side(graph, term.output_layout, prunable_names)
         pointwise = term.layer.endswith("/pointwise")
@@ -110,3 +116,38 @@ def layer_costs(model, graph, prunable_names, enclosing_block):
                 )
             )
     return costs
+
+
+def _sequence_cost(layer, term, graph, prunable_names, block):
+    """The LayerCost of an Embedding, or of an LSTM/GRU's kernel or recurrent kernel term.
+
+    Biases: an LSTM's `[4u]` and a GRU's input bias go with the kernel; a GRU with
+    `reset_after` has a recurrent bias `[3u]` too (its bias is `[2, 3u]`), counted with the
+    recurrent kernel.
+    """
+    out_group, out_width, out_layout = _side(graph, term.output_layout, prunable_names)
+    if isinstance(layer, L.Embedding):
+        in_group, in_width, in_layout = None, layer.input_dim, ()
+        kind, gates, steps, bias = "embedding", 1, 1, False
+    else:
+        in_group, in_width, in_layout = _side(graph, term.input_layout, prunable_names)
+        gates = recurrent.num_gates(layer)
+        kind, steps = "dense", term.flops_coefficient // (2 * gates)
+        is_recurrent = term.layer.endswith("/recurrent")
+        bias = layer.use_bias and (not is_recurrent or bool(getattr(layer, "reset_after", False)))
+    return LayerCost(
+        name=term.layer,
+        kind=kind,
+        kernel_size=(1, 1),
+        output_pixels=steps,
+        input_group=in_group,
+        output_group=out_group,
+        input_width=in_width,
+        output_width=out_width,
+        use_bias=bias,
+        use_batch_norm=False,
+        block=block,
+        input_layout=in_layout,
+        output_layout=out_layout,
+        gates=gates,
+    )

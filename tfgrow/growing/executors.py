@@ -2,7 +2,8 @@
 
 Each executor reads its layer's full-size weights, gathers them at the active input and output
 channels (`W[..., in_idx, out_idx]`, BN parameters at the active channels) and computes only
-those channels (DESIGN.md, "Compact execution"). Layers without weights that treat channels
+those channels (DESIGN.md, "Compact execution"); LSTM, GRU and Embedding executors live in
+`tfgrow.growing.recurrent`. Layers without weights that treat channels
 alike (activations, pooling, padding, dropout, merges, Flatten) are called as they are on the
 compact tensors.
 
@@ -20,8 +21,10 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+import tfgrow.growing.recurrent as recurrent_lib
 from tfgrow.compact import BatchNormWeights, batch_norm, gather
 from tfgrow.graph.analysis import TIES
+from tfgrow.graph.recurrent import RECURRENT, SEQUENCE_PRODUCERS
 from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 from tfgrow.precision import cast_like
 
@@ -63,6 +66,8 @@ def kernels_of(layer):
 
 def is_producer(layer):
     """Layers that start a channel group (their output channels are their own structures)."""
+    if isinstance(layer, SEQUENCE_PRODUCERS):
+        return True
     return isinstance(layer, L.Conv2D | L.Dense | L.SeparableConv2D) and not isinstance(
         layer, L.DepthwiseConv2D
     )
@@ -169,7 +174,11 @@ def execute(layer, inputs, sets, spec, context):
     out_set = sets(spec.output_layout)
     if isinstance(layer, L.BatchNormalization):
         return batch_normalization(layer, x, out_set, context, sets.fusable(spec.output_layout))
-    if isinstance(layer, L.SeparableConv2D):
+    if isinstance(layer, RECURRENT):  # applies its mask values inside the recurrence
+        return recurrent_lib.recurrent(layer, x, in_set, out_set, context)
+    if isinstance(layer, L.Embedding):
+        y = recurrent_lib.embedding(layer, x, out_set, context)
+    elif isinstance(layer, L.SeparableConv2D):
         y = separable_conv2d(layer, x, in_set, out_set, context)
     elif isinstance(layer, L.DepthwiseConv2D):
         y = depthwise_conv2d(layer, x, in_set, context)

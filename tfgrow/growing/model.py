@@ -16,9 +16,11 @@ import tensorflow as tf
 
 import tfgrow.growing.costs as costs_lib
 import tfgrow.growing.plan as plan_lib
+import tfgrow.growing.recurrent as recurrent_lib
 from tfgrow.compact import KernelRows, gather_rows
 from tfgrow.graph.analysis import analyze
 from tfgrow.graph.blocks import find_blocks
+from tfgrow.graph.recurrent import RECURRENT, SEQUENCE_PRODUCERS
 from tfgrow.growing.executors import kernels_of
 from tfgrow.growing.layouts import LayoutSets
 from tfgrow.growing.structures import MaskedStructures, pop_inference_config
@@ -95,6 +97,11 @@ class GrowingModel(MaskedStructures, keras.Model):
             for block in blocks
             if block.gated
         }
+        # An LSTM's mask value multiplies its cell state too: it cannot be folded into a stock
+        # LSTM's weights, so H(s) runs its kept units at value 1 (`inference_values`).
+        self.unit_valued_groups = frozenset(
+            name for name in self.channel_groups if isinstance(model.get_layer(name), RECURRENT)
+        )
         for group in list(self.channel_groups.values()) + list(self.gate_groups.values()):
             group.build()
         self.specs = plan_lib.node_specs(model, self.graph, blocks)
@@ -132,7 +139,9 @@ class GrowingModel(MaskedStructures, keras.Model):
     def forward(self, inputs, context):
         """The model's outputs computed on the active channels and blocks of `context`."""
         inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
-        values = {name: tf.cast(x, self.compute_dtype) for name, x in zip(self.input_names, inputs)}
+        values = {
+            name: _as_input(x, self.compute_dtype) for name, x in zip(self.input_names, inputs)
+        }
         plan_lib.run(self.plan, values, self._sets(context), context)
         # Float32 outputs under a mixed policy: the loss and softmax stay float32.
         outputs = [to_float32(values[name]) for name in self.output_names]
@@ -181,6 +190,10 @@ class GrowingModel(MaskedStructures, keras.Model):
                 masks[id(kernel.variable)] = tf.reshape(
                     mask, [1] * kernel.axis + mask.shape.as_list()
                 )
+            if isinstance(layer, SEQUENCE_PRODUCERS):
+                in_mask = sets.mask(spec.input_layouts[0])
+                masks.update(recurrent_lib.weight_masks(layer, in_mask, out_mask))
+                continue
             vectors = [getattr(layer, "bias", None) if getattr(layer, "use_bias", False) else None]
             if isinstance(layer, L.BatchNormalization):
                 vectors = [
@@ -216,3 +229,9 @@ class GrowingModel(MaskedStructures, keras.Model):
         model = cls(**config)
         model.set_inference_config(inference)
         return model
+
+
+def _as_input(x, dtype):
+    """A model input as a tensor: floating inputs in the compute dtype, token ids as they are."""
+    x = tf.convert_to_tensor(x)
+    return tf.cast(x, dtype) if x.dtype.is_floating else x

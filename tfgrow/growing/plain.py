@@ -16,9 +16,10 @@ import keras
 import numpy as np
 
 from tfgrow.graph import slicing
+from tfgrow.graph.recurrent import RECURRENT
 
 
-def plain_keras_model(grown, channels, gates, name=None, dtype_policy="float32"):
+def plain_keras_model(grown, channels, gates, name=None, dtype_policy="float32", serving=False):
     """A stock-Keras functional model of `grown` at the given kept structures.
 
     Args:
@@ -30,6 +31,7 @@ def plain_keras_model(grown, channels, gates, name=None, dtype_policy="float32")
         name: the Keras model's name (default: the source model's).
         dtype_policy: every layer's dtype policy (float32 whatever `grown` trained with), or
             None for the source layers' own.
+        serving: rebuild LSTM/GRU layers stateless and unrolled (export, `GraphEdits.serving`).
 
     Returns:
         A functional `keras.Model` of stock layers (the source's, plus `Rescaling`/`Add` where a
@@ -46,11 +48,15 @@ def plain_keras_model(grown, channels, gates, name=None, dtype_policy="float32")
     def scaled(layout):
         return any(graph.group_names[g] in channels for g in layout)
 
-    edits = slicing.GraphEdits(dtype_policy=dtype_policy)
+    edits = slicing.GraphEdits(dtype_policy=dtype_policy, serving=serving)
     for spec in grown.specs:
         normalizes = isinstance(spec.layer, keras.layers.BatchNormalization)
         if (normalizes or spec.applies_mask) and scaled(spec.output_layout):
-            edits.output_scales[spec.name] = np.concatenate([values[g] for g in spec.output_layout])
+            factor = np.concatenate([values[g] for g in spec.output_layout])
+            if isinstance(spec.layer, RECURRENT):
+                _check_unit_values(spec.name, factor)
+                continue
+            edits.output_scales[spec.name] = factor
     for block in grown.blocks:
         if not block.gated or block.name not in gates:
             continue
@@ -65,3 +71,18 @@ def plain_keras_model(grown, channels, gates, name=None, dtype_policy="float32")
     return slicing.rebuild_with_weights(
         grown.source, graph, keep, name=name or grown.source.name, edits=edits
     )
+
+
+def _check_unit_values(layer_name, values):
+    """An LSTM/GRU's kept units must carry mask value 1: no stock layer holds another value.
+
+    Its mask value multiplies the cell state inside the recurrence (METHOD.md §1.8), which no
+    weight of a stock LSTM can reproduce; H(s) runs kept recurrent units at 1
+    (`MaskedStructures.inference_values`), so the sliced layer is exact.
+    """
+    if not np.all(np.asarray(values) == 1.0):
+        raise ValueError(
+            f"Expected mask values 1 on the kept units of recurrent layer {layer_name!r} (a "
+            f"stock LSTM/GRU cannot hold others). Received: values in [{np.min(values):.4g}, "
+            f"{np.max(values):.4g}]. Export the network's H(s) (tfgrow.export.plain_model)."
+        )

@@ -104,6 +104,19 @@ class MaskedStructures:
             return tf.sigmoid(tf.convert_to_tensor(group.logits))
         return group.probabilities(temperature, epoch)
 
+    # Channel groups whose kept structures carry mask value 1 in H(s) (`inference_values`).
+    unit_valued_groups = frozenset()
+
+    def inference_values(self, name, group, temperature, epoch):
+        """The mask values of group `name` in H(s): sigma(beta s) (METHOD.md §1.6), or 1 for
+        the `unit_valued_groups`: the hidden units of an LSTM/GRU, whose mask value multiplies
+        the recurrent state (METHOD.md §1.8) and so cannot be folded into a stock layer's
+        weights at export; at the end of a run sigma(beta s) is close to 1 there anyway (beta
+        about 200)."""
+        if name in self.unit_valued_groups:
+            return tf.ones([group.size])
+        return self._probabilities(group, temperature, epoch)
+
     def full_context(self, training=False, sync_batch_norm=False):
         return ExecutionContext(training=training, sync_batch_norm=sync_batch_norm)
 
@@ -121,7 +134,7 @@ class MaskedStructures:
             channel_multiple=self.channel_multiple,
         )
         for name, group in self.channel_groups.items():
-            values = self._probabilities(group, temperature, epoch)
+            values = self.inference_values(name, group, temperature, epoch)
             context.channels[name] = self._active_set(
                 context, name, group.deterministic_keep(), values, values, capacities
             )

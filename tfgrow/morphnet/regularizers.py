@@ -18,6 +18,25 @@ import numpy as np
 import tensorflow as tf
 
 from tfgrow.graph import analysis as graph_lib
+from tfgrow.graph.recurrent import SEQUENCE_PRODUCERS
+
+
+def check_regularizable(model):
+    """Stops with `UnsupportedLayerError` on a layer whose width MorphNet cannot learn.
+
+    An LSTM, GRU or Embedding starts a channel group (`tfgrow.graph.recurrent`) that no
+    batch-norm gamma scales: MorphNet's regulariser would see its units as dead (|gamma| 0) and
+    cut them to one. Growing (`tfgrow.grow`) learns those widths with its own masks.
+    """
+    for layer in model.layers:
+        if isinstance(layer, SEQUENCE_PRODUCERS):
+            raise graph_lib.UnsupportedLayerError(
+                f"MorphNet cannot learn the width of layer {layer.name!r} "
+                f"({type(layer).__name__}): it regularises batch-norm gammas (METHOD.md §2) and "
+                "no gamma scales an LSTM's, GRU's or Embedding's units. Grow the model instead "
+                "(tfgrow.grow, configs/methods/grow*.gin), or keep recurrent layers out of a "
+                "MorphNet model."
+            )
 
 
 class GammaRegularizer:
@@ -37,6 +56,7 @@ class GammaRegularizer:
 
     def __init__(self, model, graph, resource="flops", gamma_threshold=1e-2):
         graph_lib.check_resource(resource)
+        check_regularizable(model)
         if not gamma_threshold > 0:
             raise ValueError(
                 f"Expected a positive gamma_threshold (1e-2 is a sensible default). Received: "

@@ -28,7 +28,7 @@ import tfgrow.morphnet.phase as phase_lib
 from tfgrow.data.run_data import load_run_data
 from tfgrow.graph import analysis as graph_lib
 from tfgrow.graph import counting, slicing
-from tfgrow.morphnet.regularizers import GammaRegularizer
+from tfgrow.morphnet.regularizers import GammaRegularizer, check_regularizable
 from tfgrow.precision import policy_name
 from tfgrow.train.checkpoint import WallClock, skip_epochs
 from tfgrow.train.run_directory import write_json, write_operative_config
@@ -147,6 +147,8 @@ def run(
     steps_per_epoch = max(1, num_train // global_batch_size)
     with strategy.scope():
         seed_model = model_fn(info.input_shape, info.num_classes)
+    if method == "morphnet":
+        check_regularizable(seed_model)  # before any data is read or step taken
     graph, seed_cost, target = _analyse_seed(seed_model, settings)  # checks the target
     seed_widths = graph.full_widths()
     write_operative_config(model_dir)

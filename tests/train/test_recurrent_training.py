@@ -1,0 +1,86 @@
+"""Training steps of a grown language model through the launcher's Trainer: the units a step did
+not sample keep their LSTM weights (no gradient, decay or momentum), stateful layers carry their
+states from step to step, and XLA with static capacities trains like the ragged mode."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.fixtures import sequences
+from tfgrow.growing.recurrent import reset_states
+from tfgrow.masks import Temperature
+from tfgrow.train.trainer import Trainer
+
+
+def _trainer(variant, jit_compile=False):
+    model, grown = sequences.grown_model(variant, channel_multiple=4)
+    trainer = Trainer(
+        grown,
+        tf.distribute.get_strategy(),
+        global_batch_size=sequences.BATCH,
+        steps_per_epoch=4,
+        learning_rate=lambda step: 0.1,
+        mask_learning_rate=lambda step: 0.5,
+        temperature=Temperature(num_epochs=2),
+        weight_decay=1e-2,
+        seed=3,
+        jit_compile=jit_compile,
+    )
+    return model, grown, trainer
+
+
+def _batch(seed):
+    tokens = sequences.tokens(seed)
+    return tf.constant(tokens), tf.constant(np.roll(tokens, -1, axis=1))
+
+
+@pytest.mark.parametrize("variant", ["lstm_stateful", "gru"])
+def test_unsampled_units_keep_their_weights_and_states_carry_over(variant):
+    model, grown, trainer = _trainer(variant)
+    layer = model.get_layer("rnn2")
+    cell, units, gates = layer.cell, layer.units, 4 if variant.startswith("lstm") else 3
+    before = [cell.kernel.numpy(), cell.recurrent_kernel.numpy()]
+    reset_states(grown)
+    trainer.train_step(_batch(1))
+    # The draw of step 0, recomputed: the same stateless seed.
+    draw = trainer.growth.begin(tf.constant(0, tf.int64))
+    sampled = draw.context.channels["rnn2"].mask.numpy() > 0
+    assert 0 < sampled.sum() < units
+    columns = np.concatenate([g * units + np.flatnonzero(~sampled) for g in range(gates)])
+    after = [cell.kernel.numpy(), cell.recurrent_kernel.numpy()]
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(new[:, columns], old[:, columns])
+        assert not np.allclose(new, old)
+    np.testing.assert_array_equal(after[1][~sampled], before[1][~sampled])
+    if layer.stateful:
+        (h, c) = [s.numpy() for s in layer.states]
+        assert np.any(h[:, sampled]) and not np.any(h[:, ~sampled]) and not np.any(c[:, ~sampled])
+    assert np.isfinite(float(trainer.train_step(_batch(2))["loss_sum"]))
+
+
+def test_xla_training_steps_match_the_ragged_mode():
+    _, ragged_model, ragged = _trainer("lstm_stateful")
+    _, xla_model, xla = _trainer("lstm_stateful", jit_compile=True)
+    # The capacities holding the draws of steps 0 and 1 (the same stateless seeds): none drops.
+    needs = {name: 0.0 for name in xla_model.channel_groups}
+    for step in (0, 1):
+        widths, _ = xla_model.widths_and_blocks(
+            xla.growth.begin(tf.constant(step, tf.int64)).context
+        )
+        needs = {name: max(needs[name], float(widths[name])) for name in needs}
+    capacities = xla_model.capacities_for(needs)
+    assert any(capacities[n] < g.size for n, g in xla_model.channel_groups.items()), capacities
+    reset_states(ragged_model)
+    reset_states(xla_model)
+    for seed in (1, 2):
+        a = ragged.train_step(_batch(seed))
+        b = xla.train_step(_batch(seed), capacities)
+        assert float(b["dropped"]) == 0.0
+        np.testing.assert_allclose(float(a["loss_sum"]), float(b["loss_sum"]), rtol=1e-4)
+    for v, w in zip(ragged_model.variables, xla_model.variables):
+        np.testing.assert_allclose(v.numpy(), w.numpy(), rtol=1e-3, atol=1e-4, err_msg=v.path)
+    for name in ("rnn1", "rnn2"):
+        for s, t in zip(
+            ragged_model.source.get_layer(name).states, xla_model.source.get_layer(name).states
+        ):
+            np.testing.assert_allclose(s.numpy(), t.numpy(), rtol=1e-3, atol=1e-4)
