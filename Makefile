@@ -7,8 +7,9 @@ MODEL_DIR ?= runs/fashion_mnist_resnet20_grow
 .PHONY: setup main test lint
 
 setup:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
-	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || [ ! -f /usr/share/wordnet/data.noun ]; then \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    dataset-fashion-mnist wordnet-base; fi
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -r requirements-pruning.txt
 

@@ -46,11 +46,16 @@ def main(argv):
     )
     strategy = make_strategy(tpu=FLAGS.tpu)
     summary = train(model_dir=FLAGS.model_dir, strategy=strategy)
-    step_time = ""
+    extra = ""
     if "step_time_ratio" in summary:  # growing runs: measured H(s) step vs the full network's
-        step_time = (
+        extra = (
             f"  step time final/full {summary['step_time_ratio']:.2f}x "
             f"(FLOPs {summary['flops'] / summary['flops_full']:.2f}x)"
+        )
+    if "test_perplexity" in summary:  # language models
+        extra += (
+            f"  perplexity valid {summary['eval_perplexity']:.2f} "
+            f"test {summary['test_perplexity']:.2f}"
         )
     logging.info(
         "done: eval_accuracy %.4f  params %d/%d  train_cost_savings %.2fx%s  wall %.0fs  -> %s",
@@ -58,7 +63,7 @@ def main(argv):
         summary["params"],
         summary["params_full"],
         summary["train_cost_savings"],
-        step_time,
+        extra,
         summary["wall_time_s"],
         os.path.join(FLAGS.model_dir, "summary.json"),
     )

@@ -15,6 +15,7 @@ from tfgrow import cli
 
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
 MORPHNET = "configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin"
+PTB = "configs/experiments/ptb_lstm_grow.gin"
 TINY = "configs/tiny.gin"
 LAUNCHER_FLAGS = ("gin_file", "gin_bindings", "model_dir", "tpu")
 
@@ -57,6 +58,7 @@ REFUSED = [
     ("range", bindings("tfgrow.train.channel_multiple=0"), ["channel_multiple", "[1, 1024]"]),
     ("range", bindings("tfgrow.train.max_eval_examples=-5"), ["max_eval_examples", "-5"]),
     ("range", bindings("tfgrow.train.final_temperature=-200"), ["final_temperature", "> 0"]),
+    ("range", bindings("tfgrow.train.gradient_clip_norm=0"), ["gradient_clip_norm", "> 0"]),
     ("choice", bindings("tfgrow.train.schedule='cosin'"), ["Did you mean 'cosine'?"]),
     ("choice", bindings("tfgrow.train.method='grwo'"), ["Did you mean 'grow'?"]),
     ("budget", bindings("tfgrow.Budget.target=1.5"), ["(0, 1]", "target=1.5"]),
@@ -67,6 +69,12 @@ REFUSED = [
     ("strategy", bindings() + ["--tpu=no-such-tpu"], ["--tpu='no-such-tpu'", "gcloud"]),
     ("split", bindings("tfgrow.train.max_train_examples=10"), ["max_train_examples=10", "batch"]),
     ("dataset", bindings("tfgrow.train.dataset='cifar_10'"), ["Did you mean 'cifar10'?"]),
+    ("dataset", bindings(files=(PTB,)), ["ptb.train.txt", "tfgrow.train.data_dir"]),
+    (
+        "dataset",
+        bindings(f"tfgrow.train.data_dir='{REPO}'", files=(PTB,)),
+        [os.path.join(REPO, "ptb.valid.txt"), "simple-examples"],
+    ),
     ("path", bindings("tfgrow.train.data_dir='/nonexistent/tfds'"), ["data_dir", "not found"]),
     ("builder", bindings("tfgrow.train.model_fn=3"), ["model builder function", "3 (int)"]),
     (

@@ -11,6 +11,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfgrow.data.crops as crops_lib
+import tfgrow.data.text as text_lib
+from tfgrow.data.info import DatasetInfo, DatasetNotFoundError
 
 FASHION_MNIST_DIR_ENV = "TFGROW_FASHION_MNIST_DIR"
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -23,28 +25,6 @@ _IDX_FILES = {
 }
 _SPLIT_RE = re.compile(r"^(train|test)(?:\[(-?\d+%?)?:(-?\d+%?)?\])?$")
 _STREAM_SHUFFLE_BUFFER = 10_000
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """Raised when a dataset is not available locally (nothing is downloaded at run time)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    """Static description of an image-classification dataset as the model sees it.
-
-    Args:
-        input_shape: Model input shape `(height, width, channels)`: the images' own shape, or
-            `ImageCrops.image_size` squared for datasets whose images vary in size.
-        num_classes: Number of label classes.
-        num_train: Number of examples in the training split.
-        num_eval: Number of examples in the evaluation split (`eval_split(name)`).
-    """
-
-    input_shape: tuple
-    num_classes: int
-    num_train: int
-    num_eval: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +82,8 @@ DATASETS = {
         ),
     ),
 }
-KNOWN_DATASETS = tuple(DATASETS)  # read without tfds metadata
+# Read without tfds metadata; the text corpora are tfgrow.data.text's.
+KNOWN_DATASETS = tuple(DATASETS) + tuple(text_lib.TEXT_DATASETS)
 
 
 def dataset_spec(name, data_dir=None):
@@ -136,7 +117,10 @@ def dataset_spec(name, data_dir=None):
 
 
 def eval_split(name):
-    """The tfds split a run evaluates on: `"test"`, or `"validation"` for `imagenet2012`."""
+    """The split a run evaluates on: `"test"`, `"validation"` for `imagenet2012`, `"valid"`
+    for the text corpora."""
+    if text_lib.is_text_dataset(name):
+        return text_lib.EVAL_SPLIT
     return DATASETS[name].eval_split if name in DATASETS else DatasetSpec.eval_split
 
 
@@ -144,14 +128,18 @@ def dataset_info(name, data_dir=None, crops=None):
     """Returns the static `DatasetInfo` of a dataset.
 
     Args:
-        name: Dataset name, e.g. `"fashion_mnist"`, `"imagenet2012"` or any tfds name.
-        data_dir: tfds data directory, only used for names not known here.
+        name: Dataset name, e.g. `"fashion_mnist"`, `"imagenet2012"`, any tfds name, or a
+            text corpus of `tfgrow.data.text` (`"ptb"`, `"wordnet_glosses"`).
+        data_dir: tfds data directory, only used for names not known here (text: the corpus'
+            directory).
         crops: `ImageCrops` of datasets whose images vary in size; None: the gin-configured
             `tfgrow.data.ImageCrops()`.
 
     Returns:
         A `DatasetInfo`.
     """
+    if text_lib.is_text_dataset(name):
+        return text_lib.text_info(name, data_dir)
     spec = dataset_spec(name, data_dir)
     if spec.num_train is None or spec.num_eval is None:
         splits = f"{spec.train_split}/{spec.eval_split}"

@@ -60,9 +60,15 @@ def grow(
     )
 
 
-@gin.configurable(module="tfgrow")
+@gin.configurable(module="tfgrow", denylist=["batch_size"])
 def grown_model(
-    input_shape, num_classes, growing=True, builder=gin.REQUIRED, plain_blocks=(), grow_layers=False
+    input_shape,
+    num_classes,
+    growing=True,
+    builder=gin.REQUIRED,
+    plain_blocks=(),
+    grow_layers=False,
+    batch_size=None,
 ):
     """The launcher's `model_fn` for any plain Keras builder, grown by `grow`.
 
@@ -75,11 +81,14 @@ def grown_model(
         builder: a plain Keras builder `(input_shape, num_classes) -> keras.Model`.
         plain_blocks: as `grow`; a callable `model -> pairs` is called on the built model.
         grow_layers: as `grow` (False: channels only, `configs/methods/grow_channels.gin`).
+        batch_size: passed on to `builder` when given: the fixed batch size of models with
+            stateful layers (`tfgrow.models.lstm_language_model`), which the run passes.
 
     Returns:
         A `GrowingModel`.
     """
-    model = builder(input_shape, num_classes)
+    batch = {} if batch_size is None else {"batch_size": batch_size}
+    model = builder(input_shape, num_classes, **batch)
     if callable(plain_blocks):
         plain_blocks = plain_blocks(model)
     return grow(model, plain_blocks=plain_blocks, grow_layers=grow_layers, growing=growing)

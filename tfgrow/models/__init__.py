@@ -5,7 +5,8 @@ stock layers (the paper's zoo; MorphNet and width-multiplier runs use them as th
 `vgg16_bn`, `keras_resnet_cifar`, `wide_resnet`, `resnet50`, `mobilenet_v1`, `keras_application`
 (`keras.applications` models, `weights=None`), and AutoGrow's seeds `autogrow_basic3resnet`,
 `autogrow_plain3net`, `autogrow_bottleneck4resnet`, `autogrow_plain4net` (with
-`plain_blocks(model)`, their plain-block declarations).
+`plain_blocks(model)`, their plain-block declarations); `lstm_language_model`, a word-level
+stacked-LSTM language model built for a fixed `batch_size` (stateful LSTMs).
 
 Growable builders in tfgrow's own layers, `(input_shape, num_classes, growing=...) ->
 GrowingNetwork`: `resnet_cifar`, `vgg16`, `basic3resnet`, `plain3net`.
@@ -21,6 +22,7 @@ from tfgrow.models.autogrow import (
 from tfgrow.models.bottleneck_resnet import resnet50
 from tfgrow.models.keras_applications import keras_application
 from tfgrow.models.keras_resnet import keras_resnet_cifar
+from tfgrow.models.lstm_lm import lstm_language_model
 from tfgrow.models.mobilenet_v1 import mobilenet_v1
 from tfgrow.models.network import GrowingNetwork
 from tfgrow.models.resnet_cifar import basic3resnet, plain3net, resnet_cifar
@@ -37,6 +39,7 @@ __all__ = [
     "basic3resnet",
     "keras_application",
     "keras_resnet_cifar",
+    "lstm_language_model",
     "mobilenet_v1",
     "plain3net",
     "plain_blocks",

@@ -4,6 +4,10 @@ Per step: sample, run the compact step, accumulate training FLOPs. Every `Budget
 steps: refresh lambda from the cost of H(s). Per epoch: evaluate H(s) on the test split, log to
 the console and TensorBoard, checkpoint. At the end: `summary.json`.
 
+Language models (text corpora, `tfgrow.data.text`) evaluate on the validation split each epoch
+and on the test split at the end, and report perplexity; their stateful layers start every
+training epoch and every evaluation from a zero state.
+
 `GrowingRun(settings, ...)` sets the run up (data, network, `Trainer`, XLA capacities,
 checkpoints, resuming the latest one); `GrowingRun.train()` runs the remaining epochs and writes
 the outputs.
@@ -20,7 +24,7 @@ from absl import logging
 
 from tfgrow.baselines import random_sampling
 from tfgrow.budget import Budget
-from tfgrow.data.run_data import load_run_data
+from tfgrow.data.run_data import load_run_data, load_test_data
 from tfgrow.latency import LatencyTable
 from tfgrow.masks import Temperature
 from tfgrow.plots import run as plots_lib
@@ -31,6 +35,7 @@ from tfgrow.train.checkpoint import RunCheckpoints, WallClock, make_checkpoint, 
 from tfgrow.train.errors import NonFiniteLossError
 from tfgrow.train.methods import GROWING_METHODS
 from tfgrow.train.progress import Progress, describe_run
+from tfgrow.train.recurrent_states import reset_recurrent_states
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.schedules import learning_rate_schedule
 from tfgrow.train.step_timing import architecture_step_times
@@ -67,6 +72,7 @@ class GrowingRun:
             settings.max_eval_examples,
             settings.mock_data_if_missing,
         )
+        self.language_model = info.language_model
         num_train = min(info.num_train, settings.max_train_examples or info.num_train)
         self.steps_per_epoch = max(1, num_train // settings.global_batch_size)
         self.train_data = train_data
@@ -91,11 +97,24 @@ class GrowingRun:
         run_directory.record()
         self.dist_train = strategy.experimental_distribute_dataset(train_data)
         self.dist_eval = strategy.experimental_distribute_dataset(eval_data)
+        self.dist_test = None  # a language model's test split, evaluated at the end
+        if self.language_model:
+            test_data = load_test_data(
+                settings.dataset,
+                settings.data_dir,
+                settings.global_batch_size,
+                settings.seed,
+                settings.max_eval_examples,
+                settings.mock_data_if_missing,
+            )
+            self.dist_test = strategy.experimental_distribute_dataset(test_data)
 
     def _network_and_trainer(self, info):
         """The network of `model_fn` and its `Trainer` (called under the strategy's scope)."""
         settings = self.settings
-        model = settings.model_fn(info.input_shape, info.num_classes, growing=self.growing)
+        # Stateful models (language models) are built for the run's fixed batch size.
+        batch = {"batch_size": settings.global_batch_size} if info.language_model else {}
+        model = settings.model_fn(info.input_shape, info.num_classes, growing=self.growing, **batch)
         model.channel_multiple = int(settings.channel_multiple)
         mask_learning_rate = settings.mask_learning_rate
         if settings.method == "random":  # every structure drawn with one fixed p; logits frozen
@@ -106,12 +125,20 @@ class GrowingRun:
             mask_learning_rate = 0.0
         total_steps = self.steps_per_epoch * settings.epochs
         weight_schedule = learning_rate_schedule(
-            total_steps, settings.learning_rate, settings.schedule
+            total_steps,
+            settings.learning_rate,
+            settings.schedule,
+            steps_per_epoch=self.steps_per_epoch,
         )
         mask_schedule = (
             weight_schedule
             if mask_learning_rate is None
-            else learning_rate_schedule(total_steps, mask_learning_rate, settings.schedule)
+            else learning_rate_schedule(
+                total_steps,
+                mask_learning_rate,
+                settings.schedule,
+                steps_per_epoch=self.steps_per_epoch,
+            )
         )
         trainer = Trainer(
             model,
@@ -128,6 +155,7 @@ class GrowingRun:
             seed=settings.seed,
             budget=self.budget,
             jit_compile=settings.jit_compile,
+            gradient_clip_norm=settings.gradient_clip_norm,
         )
         return model, trainer
 
@@ -223,6 +251,7 @@ class GrowingRun:
         trainer, planner = self.trainer, self.planner
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         capacities = planner.plan(epoch) if planner else None
+        reset_recurrent_states(self.model)  # stateful layers start each epoch from zero
         progress.start_epoch(epoch)
         for batch in self.dist_train:
             results = {k: v.numpy() for k, v in trainer.train_step(batch, capacities).items()}
@@ -249,10 +278,16 @@ class GrowingRun:
             progress.update(int(step), reporting.step_values(results), details)
         return totals, step
 
-    def evaluate(self):
-        """Accuracy and loss of H(s) on the evaluation split."""
+    def evaluate(self, dist_data=None):
+        """Accuracy and loss (language models: and perplexity) of H(s) on the evaluation
+        split, or on `dist_data`; stateful layers start from zero."""
         capacities = self.planner.eval_capacities() if self.planner else None
-        return evaluate(self.trainer, self.dist_eval, capacities)
+        reset_recurrent_states(self.model)
+        data = self.dist_eval if dist_data is None else dist_data
+        result = evaluate(self.trainer, data, capacities)
+        if self.language_model:  # exp of the mean cross-entropy per token
+            result["perplexity"] = reporting.perplexity(result["loss"])
+        return result
 
     def _finish(self, evaluation):
         """Writes `summary.json` and the plots; drops a non-chief worker's checkpoints."""
@@ -280,6 +315,8 @@ class GrowingRun:
         summary = reporting.summary(
             self.model, self.trainer, self.budget, run, evaluation, wall_time
         )
+        if self.dist_test is not None:
+            summary.update(reporting.test_summary(self.evaluate(self.dist_test)))
         write_json(os.path.join(self.write_dir, "summary.json"), summary)
         if self.growing:
             plots_lib.write_run_plots(self.write_dir)  # write_dir/plots/*.png

@@ -64,6 +64,7 @@ def train(
     schedule="cosine",
     momentum=0.9,
     weight_decay=5e-4,
+    gradient_clip_norm=None,
     mask_learning_rate=None,
     mask_momentum=0.9,
     temperature_mode="structure",
@@ -90,12 +91,16 @@ def train(
     Args:
         model_dir: output directory (from the launcher's --model_dir).
         model_fn: `(input_shape, num_classes, **kwargs) -> model`, e.g. `@tfgrow.grown_model`.
-        dataset: tfds name, e.g. "fashion_mnist" or "cifar10".
+        dataset: tfds name, e.g. "fashion_mnist" or "cifar10", or a text corpus of
+            `tfgrow.data.text` ("ptb", "wordnet_glosses": a language model's token streams;
+            one replica; the test split's perplexity is reported too).
         method: one of `tfgrow.train.methods.METHODS` (that module says what each runs).
         epochs: training epochs T (also sets gamma = final_temperature ** (1 / T)).
         global_batch_size: examples per step over all replicas.
         learning_rate, schedule: weight learning rate and its schedule (`SCHEDULES`).
         momentum, weight_decay: weight optimiser settings.
+        gradient_clip_norm: None (off), or clip the weights' gradients to this global norm
+            (Zaremba et al.'s LSTMs: 5 or 10); methods "grow", "full" and "random" only.
         mask_learning_rate, mask_momentum: the logits' base learning rate (None: the
             weights'; same schedule) and momentum.
         temperature_mode, beta0, final_temperature, relaxation: METHOD.md §1.4, §1.2.

@@ -5,6 +5,8 @@
 by the one counter, `tfgrow.cost`, on the network's `layer_costs`.
 """
 
+import math
+
 import tensorflow as tf
 
 from tfgrow import cost as cost_lib
@@ -64,13 +66,22 @@ def log_epoch(writer, model, trainer, totals, evaluation):
     with writer.as_default(step=int(trainer.read("step"))):
         tf.summary.scalar("eval/accuracy", evaluation["accuracy"])
         tf.summary.scalar("eval/loss", evaluation["loss"])
+        if "perplexity" in evaluation:
+            tf.summary.scalar("eval/perplexity", evaluation["perplexity"])
         tf.summary.scalar("cost/params_fraction", params / full_params)
         tf.summary.scalar("cost/flops_fraction", flops / full_flops)
     writer.flush()
     savings = trainer.read("train_flops_full") / max(trainer.read("train_flops"), 1.0)
+    perplexities = {}
+    if "perplexity" in evaluation:  # language models
+        perplexities = {
+            "train_ppl": f"{perplexity(totals['loss_sum'] / count):.2f}",
+            "eval_ppl": f"{evaluation['perplexity']:.2f}",
+        }
     return {
         "train_loss": totals["loss_sum"] / count,
         "train_acc": totals["correct"] / count,
+        **perplexities,
         "eval_acc": float(evaluation["accuracy"]),
         "params": f"{params} ({100.0 * params / full_params:.1f}%)",
         "flops": f"{100.0 * flops / full_flops:.1f}%",
@@ -93,6 +104,7 @@ def summary(model, trainer, budget, run, evaluation, wall_time):
         "steps": int(trainer.read("step")),
         "eval_accuracy": float(evaluation.get("accuracy", float("nan"))),
         "eval_loss": float(evaluation.get("loss", float("nan"))),
+        **({"eval_perplexity": evaluation["perplexity"]} if "perplexity" in evaluation else {}),
         "params": params,
         "params_full": int(full_params),
         "flops": flops,
@@ -108,4 +120,18 @@ def summary(model, trainer, budget, run, evaluation, wall_time):
         "num_compiles": trainer.num_traces,
         # The random baseline's fixed p (tfgrow.random_probability); None for the other methods.
         "random_probability": getattr(model, "fixed_probability", None),
+    }
+
+
+def perplexity(loss):
+    """exp(mean cross-entropy per token in nats); inf when it overflows (a diverged run)."""
+    return math.inf if loss > 709.0 else math.exp(loss)
+
+
+def test_summary(evaluation):
+    """`summary.json`'s keys of a language model's test split: accuracy, loss, perplexity."""
+    return {
+        "test_accuracy": float(evaluation["accuracy"]),
+        "test_loss": float(evaluation["loss"]),
+        "test_perplexity": float(evaluation["perplexity"]),
     }

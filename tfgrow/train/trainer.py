@@ -47,6 +47,13 @@ class Trainer(tf.Module):
         compact_updates: update kernels at their active input rows (scatter) rather than with
             a masked pass over the full kernel; both give the same weights
             (tests/train/test_trainer.py). False is for that comparison.
+        gradient_clip_norm: None (off), or rescale the weights' gradients (summed over
+            replicas) so that their global norm is at most this (Zaremba et al.'s LSTMs: 5 or
+            10); the logits' gradients are not clipped.
+
+    Labels are `[B]` (one class per example) or `[B, T]` with logits `[B, T, classes]` (a
+    language model's next tokens): the loss is the mean cross-entropy over every label, and
+    the metrics count labels (tokens), not examples.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class Trainer(tf.Module):
         budget=None,
         jit_compile=False,
         compact_updates=True,
+        gradient_clip_norm=None,
     ):
         super().__init__(name="trainer")
         self.model = model
@@ -81,6 +89,7 @@ class Trainer(tf.Module):
         self.growing = model.growing
         self.compact_updates = bool(compact_updates) and self.growing
         self.budget = budget
+        self.gradient_clip_norm = gradient_clip_norm
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.growth = GrowthUpdate(
@@ -165,7 +174,7 @@ class Trainer(tf.Module):
             logits = self.model.forward(images, draw.context)
             per_example = _cross_entropy(labels, logits)
             loss = tf.nn.compute_average_loss(
-                per_example, global_batch_size=self.global_batch_size
+                _mean_over_positions(per_example), global_batch_size=self.global_batch_size
             ) + tf.nn.scale_regularization_loss(draw.penalty)
         gradients, row_gradients, finite = self._all_reduced_gradients(tape, loss, kernel_rows)
         assignments = self.growth.assignments(draw, self.global_batch_size)
@@ -208,6 +217,10 @@ class Trainer(tf.Module):
         finite = None
         if self.loss_scale is not None:
             gradients, finite = self.loss_scale.unscale(gradients)
+        if self.gradient_clip_norm is not None:  # the weights' gradients, not the logits'
+            logits = {id(v) for v in self.mask_optimizer.variables_to_update}
+            is_weight = [id(v) not in logits for v in dense] + [True] * len(kernel_rows)
+            gradients = _clip_by_global_norm(gradients, is_weight, self.gradient_clip_norm)
         by_id = dict(zip((id(v) for v in dense), gradients))
         return by_id, gradients[len(dense) :], finite
 
@@ -284,6 +297,22 @@ def _thaw(capacities):
     return None if capacities is None else dict(capacities)
 
 
+def _clip_by_global_norm(gradients, selected, clip_norm):
+    """`gradients` with those where `selected` is True rescaled together to a global norm of
+    at most `clip_norm` (`tf.clip_by_global_norm`); the others as they are."""
+    chosen = [g for g, keep in zip(gradients, selected) if keep]
+    clipped = iter(tf.clip_by_global_norm(chosen, clip_norm)[0])
+    return [next(clipped) if keep else g for g, keep in zip(gradients, selected)]
+
+
+def _mean_over_positions(per_label):
+    """Per-example losses `[B]`: a `[B, T]` loss averaged over its T positions (T is the same
+    for every example, so the mean over examples is the mean over all tokens)."""
+    if per_label.shape.rank == 1:
+        return per_label
+    return tf.reduce_mean(per_label, axis=list(range(1, per_label.shape.rank)))
+
+
 def _cross_entropy(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
 
@@ -296,5 +325,5 @@ def _metrics(labels, logits, per_example):
         "correct": tf.reduce_sum(
             tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)), tf.float32)
         ),
-        "count": tf.cast(tf.shape(labels)[0], tf.float32),
+        "count": tf.cast(tf.size(labels), tf.float32),  # examples, or tokens for [B, T] labels
     }

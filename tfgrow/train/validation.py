@@ -153,7 +153,8 @@ def check_input_dir(name, path):
         raise InputError(
             f"Expected {name} to be an existing directory (or None for the default). "
             f"Received: {path!r} ({what}). Fix: prepare the data with `tfds build NAME "
-            f"--data_dir=DIR` and set {_binding(name, repr('DIR'))}."
+            f"--data_dir=DIR` (text corpora: put their files in DIR) and set "
+            f"{_binding(name, repr('DIR'))}."
         )
 
 
@@ -215,6 +216,8 @@ def check_train_arguments(arguments, methods, schedules, relaxations, temperatur
     for key in ("momentum", "mask_momentum"):
         check_number(name(key), arguments[key], 0, 0.999, example=0.9)
     check_number(name("weight_decay"), arguments["weight_decay"], 0, example=5e-4)
+    if arguments["gradient_clip_norm"] is not None:
+        check_number(name("gradient_clip_norm"), arguments["gradient_clip_norm"], 0, None, True, 5)
     check_number(name("capacity_sigmas"), arguments["capacity_sigmas"], 0, example=4.0)
     check_number(name("capacity_headroom"), arguments["capacity_headroom"], 0, None, True, 1.0)
     check_choice(name("schedule"), arguments["schedule"], schedules)
@@ -344,6 +347,13 @@ def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if
         if not mock_if_missing:
             raise
         num_train = None  # mock data: as many examples as max_train_examples asks for
+    if data_lib.text.is_text_dataset(dataset) and strategy.num_replicas_in_sync > 1:
+        raise InputError(
+            f"Expected one replica for the language-model dataset {dataset!r}: its token streams "
+            "continue from one batch to the next in the model's per-row state, which one model "
+            f"copy must hold. Received: a strategy with {strategy.num_replicas_in_sync} "
+            "replicas. Fix: train on one device (tfgrow.make_strategy.name = 'default')."
+        )
     if max_train is not None:
         num_train = max_train if num_train is None else min(num_train, max_train)
     if num_train is not None:
