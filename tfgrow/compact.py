@@ -1,7 +1,7 @@
 """Compact operations both growing engines run on active channels (DESIGN.md, "Compact execution").
 
-- `gather`, `gather_rows`, `KernelRows`: weights at the active channels, and kernel rows read
-  sparsely for the compact training update;
+- `gather`, `gather_rows`, `kernel_rows`, `KernelRows`: weights at the active channels, and
+  kernel rows read sparsely for the compact training update;
 - `batch_norm`: batch norm on the active channels, with mask values folded into gamma and beta,
   fused where it pays, moving statistics updated at the active channels only;
 - `run_if_on`: a gated block's branch, computed only when its gate is on.
@@ -43,6 +43,15 @@ def gather(tensor, active, axis, context=None):
         return tf.gather(tensor, active.indices)
     selection = tf.one_hot(active.indices, tensor.shape[0], dtype=tensor.dtype)  # [k, n]
     return tf.linalg.matvec(selection, tensor)
+
+
+def kernel_rows(variable, active, axis, context):
+    """A kernel at the active input channels along `axis`: the rows the training step gathered
+    before the pass (`ExecutionContext.kernel_rows`, `KernelRows`), or gathered here."""
+    rows = context.kernel_rows.get(id(variable))
+    if rows is not None:
+        return rows
+    return gather(variable, active, axis, context)
 
 
 def _gather_kernel(kernel, indices, axis, static):

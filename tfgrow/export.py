@@ -128,8 +128,8 @@ def full_plain_model(network, name=None):
     The maximal network of a growing run, e.g. to time against its final architecture
     (`tfgrow.train.step_timing`).
     """
-    if isinstance(network, GrowingModel):
-        return plain_keras_model(network, {}, {}, name)
+    if isinstance(network, GrowingModel):  # recurrent layers as `plain_model`'s: comparable
+        return plain_keras_model(network, {}, {}, name, serving=True)
     return build_plain_model(network, {}, {}, name)
 
 

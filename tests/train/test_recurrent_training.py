@@ -46,6 +46,9 @@ def test_unsampled_units_keep_their_weights_and_states_carry_over(variant):
     draw = trainer.growth.begin(tf.constant(0, tf.int64))
     sampled = draw.context.channels["rnn2"].mask.numpy() > 0
     assert 0 < sampled.sum() < units
+    # Both kernels were updated row-compactly (rows at the active inputs and units).
+    row_variables = {id(rows.variable) for rows in grown.gather_kernel_rows(draw.context)}
+    assert {id(cell.kernel), id(cell.recurrent_kernel)} <= row_variables
     columns = np.concatenate([g * units + np.flatnonzero(~sampled) for g in range(gates)])
     after = [cell.kernel.numpy(), cell.recurrent_kernel.numpy()]
     for old, new in zip(before, after):

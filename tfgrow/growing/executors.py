@@ -22,9 +22,9 @@ import keras
 import tensorflow as tf
 
 import tfgrow.growing.recurrent as recurrent_lib
-from tfgrow.compact import BatchNormWeights, batch_norm, gather
+from tfgrow.compact import BatchNormWeights, batch_norm, gather, kernel_rows
 from tfgrow.graph.analysis import TIES
-from tfgrow.graph.recurrent import RECURRENT, SEQUENCE_PRODUCERS
+from tfgrow.graph.recurrent import RECURRENT, SEQUENCE_PRODUCERS, num_gates
 from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 from tfgrow.precision import cast_like
 
@@ -34,22 +34,37 @@ MERGES = (*TIES, L.Concatenate)
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """A weight whose input-channel axis follows the layer's input layout.
+    """A weight whose input-channel axis follows one of the layer's layouts.
 
     Attributes:
         variable: the Keras variable.
         axis: its input-channel axis.
         has_output_axis: whether its last axis follows the output layout (conv, dense, pointwise
             kernels) rather than a depth multiplier of 1 (depthwise kernels).
+        rows_follow_output: whether its input-channel axis follows the layer's output layout
+            (an LSTM's recurrent kernel: rows per unit) rather than its input layout.
+        gates: the output axis holds this many blocks of the output layout (LSTM 4, GRU 3).
     """
 
     variable: object
     axis: int
     has_output_axis: bool
+    rows_follow_output: bool = False
+    gates: int = 1
+
+    def row_layout(self, spec):
+        """The layout of the kernel's input-channel axis in node `spec`."""
+        return spec.output_layout if self.rows_follow_output else spec.input_layouts[0]
 
 
 def kernels_of(layer):
-    """The `Kernel`s of a conv/dense layer (empty for other layers)."""
+    """The `Kernel`s of a conv/dense/LSTM/GRU layer (empty for other layers)."""
+    if isinstance(layer, RECURRENT):
+        gates = num_gates(layer)
+        return [
+            Kernel(layer.cell.kernel, 0, True, gates=gates),
+            Kernel(layer.cell.recurrent_kernel, 0, True, rows_follow_output=True, gates=gates),
+        ]
     if isinstance(layer, L.SeparableConv2D):
         return [
             Kernel(layer.depthwise_kernel, 2, False),
@@ -75,10 +90,7 @@ def is_producer(layer):
 
 def _rows(kernel, active, context):
     """The kernel at the active input channels: pre-gathered rows, or gathered here."""
-    rows = context.kernel_rows.get(id(kernel.variable))
-    if rows is not None:
-        return rows
-    return gather(kernel.variable, active, kernel.axis, context)
+    return kernel_rows(kernel.variable, active, kernel.axis, context)
 
 
 def _finish(layer, y, bias_set, context):

@@ -159,14 +159,14 @@ class GrowingModel(MaskedStructures, keras.Model):
         sets = self._sets(context)
         result = []
         for spec in self._weighted_specs():
-            inputs = sets(spec.input_layouts[0])
-            if inputs.known_complete:  # read whole; `weight_masks` masks its update
-                continue
             on = self.gate_on(context, spec.block)
             for kernel in kernels_of(spec.layer):
+                inputs = sets(kernel.row_layout(spec))
+                if inputs.known_complete:  # read whole; `weight_masks` masks its update
+                    continue
                 rows = gather_rows(kernel.variable, inputs.indices, kernel.axis)
                 context.kernel_rows[id(kernel.variable)] = rows
-                out_mask = sets.mask(spec.output_layout) if kernel.has_output_axis else tf.ones([1])
+                out_mask = _columns_mask(sets, spec, kernel)
                 mask = tf.gather(inputs.mask, inputs.indices)[:, None] * out_mask[None, :] * on
                 result.append(KernelRows(kernel.variable, kernel.axis, inputs.indices, rows, mask))
         return result
@@ -184,15 +184,14 @@ class GrowingModel(MaskedStructures, keras.Model):
             on = self.gate_on(context, spec.block)
             out_mask = sets.mask(spec.output_layout) * on
             for kernel in kernels_of(layer):
-                in_mask = sets.mask(spec.input_layouts[0])
-                columns = out_mask if kernel.has_output_axis else tf.ones([1]) * on
+                in_mask = sets.mask(kernel.row_layout(spec))
+                columns = _columns_mask(sets, spec, kernel) * on
                 mask = in_mask[:, None] * columns[None, :]
                 masks[id(kernel.variable)] = tf.reshape(
                     mask, [1] * kernel.axis + mask.shape.as_list()
                 )
             if isinstance(layer, SEQUENCE_PRODUCERS):
-                in_mask = sets.mask(spec.input_layouts[0])
-                masks.update(recurrent_lib.weight_masks(layer, in_mask, out_mask))
+                masks.update(recurrent_lib.vector_masks(layer, out_mask))
                 continue
             vectors = [getattr(layer, "bias", None) if getattr(layer, "use_bias", False) else None]
             if isinstance(layer, L.BatchNormalization):
@@ -229,6 +228,14 @@ class GrowingModel(MaskedStructures, keras.Model):
         model = cls(**config)
         model.set_inference_config(inference)
         return model
+
+
+def _columns_mask(sets, spec, kernel):
+    """0/1 over a kernel's output axis: the output layout's mask (once per gate block), or one
+    entry for a depthwise kernel."""
+    if not kernel.has_output_axis:
+        return tf.ones([1])
+    return tf.tile(sets.mask(spec.output_layout), [kernel.gates])
 
 
 def _as_input(x, dtype):

@@ -9,7 +9,9 @@ off. `plain_keras_model` rebuilds the source model through `tfgrow.graph.slicing
 that: the kept channels of every group, those mask values as output scales of the same layers
 (folded into BN gamma and beta, or a kernel and bias), each kept gated block's value m as a scale
 of its branch's last layer (plus `(1 - m) x` for a plain block), and every block that is off
-bypassed (its output is its input x; its branch leaves the graph).
+bypassed (its output is its input x; its branch leaves the graph). An LSTM/GRU applies its mask
+values inside the recurrence, where no weight can hold them: H(s) runs its kept units at value 1
+and the slice is exact (`_check_unit_values`); an Embedding's values fold into its columns.
 """
 
 import keras

@@ -29,7 +29,7 @@ An Embedding looks up the ids, keeps the active output dimensions and (as every 
 import keras
 import tensorflow as tf
 
-from tfgrow.compact import gather
+from tfgrow.compact import gather, kernel_rows
 from tfgrow.graph.recurrent import RECURRENT, num_gates
 from tfgrow.masks import ActiveSet
 from tfgrow.precision import cast_like
@@ -62,10 +62,9 @@ def recurrent(layer, x, in_set, out_set, context):
     """
     cell, gates, units = layer.cell, num_gates(layer), layer.units
     columns = gate_columns(out_set, units, gates)
-    kernel = gather(gather(cell.kernel, in_set, 0, context), columns, 1, context)
-    recurrent_kernel = gather(
-        gather(cell.recurrent_kernel, out_set, 0, context), columns, 1, context
-    )
+    kernel = gather(kernel_rows(cell.kernel, in_set, 0, context), columns, 1, context)
+    recurrent_kernel = kernel_rows(cell.recurrent_kernel, out_set, 0, context)
+    recurrent_kernel = gather(recurrent_kernel, columns, 1, context)
     kernel, recurrent_kernel = cast_like(kernel, x), cast_like(recurrent_kernel, x)
     input_bias, recurrent_bias = _biases(layer, columns, context)
     # One projection of every time step: [T, batch, gates * k].
@@ -186,25 +185,21 @@ def _check_one_replica(layer):
         )
 
 
-def weight_masks(layer, in_mask, out_mask):
-    """id(variable) -> 0/1 mask of the entries a pass computes, for an LSTM/GRU/Embedding.
+def vector_masks(layer, out_mask):
+    """id(variable) -> 0/1 mask of the entries a pass computes, for an LSTM/GRU's bias or an
+    Embedding's matrix (kernels: `tfgrow.growing.executors.kernels_of`).
 
     Args:
         layer: the layer.
-        in_mask: float 0/1 over its input channels.
         out_mask: float 0/1 over its units (or output dimensions), times its block's gate.
     """
     if isinstance(layer, L.Embedding):
         return {id(layer.embeddings): out_mask[None, :]}
     cell = layer.cell
+    if not cell.use_bias:
+        return {}
     columns = tf.tile(out_mask, [num_gates(layer)])
-    masks = {
-        id(cell.kernel): in_mask[:, None] * columns[None, :],
-        id(cell.recurrent_kernel): out_mask[:, None] * columns[None, :],
-    }
-    if cell.use_bias:
-        masks[id(cell.bias)] = columns if len(cell.bias.shape) == 1 else columns[None, :]
-    return masks
+    return {id(cell.bias): columns if len(cell.bias.shape) == 1 else columns[None, :]}
 
 
 def reset_states(model):
