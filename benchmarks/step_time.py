@@ -3,7 +3,9 @@ r"""Training-step time of growing models against stock Keras models of exactly t
 For ResNet-20 (28x28x1, the main job's input) and VGG-16-BN (32x32x3) in tfgrow's growable
 layers (`GrowingNetwork`), and MobileNetV1 and ResNet-50 (32x32x3, small so that a row takes
 minutes on a 2-core CPU) as plain Keras builders grown by the graph engine (`tfgrow.grow`,
-channels only), at active channel fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times
+channels only), and 2-layer LSTM language models (`lstm_small`: 200 units, `lstm_medium`: 650;
+vocabulary 10,000, 35 steps, batch 20; embedding and LSTM units growing), at active channel
+fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times
 one training step of
 
   grow_ragged  the growing model's step (Trainer, exact ragged widths rounded up to
@@ -45,7 +47,7 @@ flags.DEFINE_list(
     "models",
     ["resnet20", "vgg16"],
     "Models to time: resnet20, vgg16 (GrowingNetwork), resnet20_graph, mobilenet_v1, resnet50"
-    " (tfgrow.grow).",
+    " (tfgrow.grow), lstm_small, lstm_medium (2-layer LSTM language models, batch 20).",
 )
 flags.DEFINE_list("fractions", ["0.25", "0.5", "0.75", "1.0"], "Active channel fractions.")
 flags.DEFINE_integer("batch_size", 128, "Global batch size.")
@@ -115,7 +117,8 @@ def xla_channel_multiple():
 
 
 # ---------------------------------------------------------------------------- steps
-def growing_step(network, jit_compile):
+def growing_step(network, jit_compile, global_batch_size=None):
+    """The growing trainer's step of `network` (at --batch_size unless given)."""
     import tensorflow as tf
 
     from tfgrow.budget import Budget
@@ -126,7 +129,7 @@ def growing_step(network, jit_compile):
     trainer = Trainer(
         network,
         tf.distribute.get_strategy(),
-        FLAGS.batch_size,
+        global_batch_size or FLAGS.batch_size,
         steps_per_epoch=1000,
         learning_rate=lambda step: 1e-3,
         mask_learning_rate=lambda step: 1e-3,
@@ -150,8 +153,12 @@ def stock_step(model, jit_compile):
     return library_stock_step(model, jit_compile)
 
 
+def batch_size(name):
+    return models_lib.batch_size(name, FLAGS.batch_size)
+
+
 def batch_for(name):
-    return models_lib.batch(name, FLAGS.batch_size)
+    return models_lib.batch(name, batch_size(name))
 
 
 def time_interleaved(steps, batch):
@@ -165,11 +172,11 @@ def time_model(name):
     rows = []
     network = growing_model(name)
     batch = batch_for(name)
-    grow = {"grow_ragged": growing_step(network, jit_compile=False)}
+    grow = {"grow_ragged": growing_step(network, False, batch_size(name))}
     # The XLA rows build their own network: its capacity ladder uses the XLA mode's multiple.
     xla_network = growing_model(name, xla_channel_multiple()) if FLAGS.xla else None
     if FLAGS.xla:
-        grow["grow_xla"] = growing_step(xla_network, jit_compile=True)
+        grow["grow_xla"] = growing_step(xla_network, True, batch_size(name))
     full_widths = {name: group.size for name, group in network.channel_groups.items()}
     stock_full_model = stock_model(network, full_widths)
     stock_full_step = stock_step(stock_full_model, jit_compile=False)
@@ -242,7 +249,7 @@ def count_model_ops(name):
     batch = batch_for(name)
     for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
         widths = set_fraction(network, fraction)
-        grow = graph_ops(growing_step(network, jit_compile=False), batch)
+        grow = graph_ops(growing_step(network, False, batch_size(name)), batch)
         stock = graph_ops(stock_step(stock_model(network, widths), False), batch)
         row = {"model": name, "fraction": fraction, "grow_ops": grow, "stock_ops": stock}
         print(
@@ -264,7 +271,7 @@ def memory_probe(kind):
     if mode == "grow":
         for group in network.channel_groups.values():
             group.logits.assign(tf.zeros_like(group.logits))  # p = 0.5 draws
-        step = growing_step(network, jit_compile=False)
+        step = growing_step(network, False, batch_size(model_name))
     else:
         step = stock_step(stock_model(network, set_fraction(network, 1.0)), jit_compile=False)
     for _ in range(20):

@@ -2,9 +2,11 @@
 
 A benchmark model has a name (`INPUTS`: its input shape and classes). ResNet-20 and VGG-16 are
 tfgrow's growable layers (`GrowingNetwork`); the names in `GRAPH_BUILDERS` are plain Keras
-builders grown by the graph engine (`tfgrow.grow`, channels only). `set_fraction` fixes the masks
-so that every step draws exactly a given fraction of every group; `stock_model` builds a stock
-Keras model at exactly those widths.
+builders grown by the graph engine (`tfgrow.grow`, channels only). The language models
+(`LANGUAGE_MODELS`: `tfgrow.models.lstm_language_model`, stateful LSTMs) read windows of 35
+token ids at their own batch size (Zaremba et al.'s 20, whatever --batch_size says).
+`set_fraction` fixes the masks so that every step draws exactly a given fraction of every group;
+`stock_model` builds a stock Keras model at exactly those widths.
 """
 
 import numpy as np
@@ -15,6 +17,8 @@ INPUTS = {
     "vgg16": ((32, 32, 3), 10),
     "mobilenet_v1": ((32, 32, 3), 10),
     "resnet50": ((32, 32, 3), 10),
+    "lstm_small": ((35,), 10000),
+    "lstm_medium": ((35,), 10000),
 }
 # Plain Keras builders (tfgrow.models) that the graph engine grows.
 GRAPH_BUILDERS = {
@@ -22,6 +26,9 @@ GRAPH_BUILDERS = {
     "mobilenet_v1": "mobilenet_v1",
     "resnet50": "resnet50",
 }
+# Language models: the LSTM units of Zaremba et al.'s small and medium sizes, batch 20.
+LANGUAGE_MODELS = {"lstm_small": 200, "lstm_medium": 650}
+LANGUAGE_MODEL_BATCH = 20
 
 
 # ---------------------------------------------------------------------------- models
@@ -30,6 +37,13 @@ def growing_model(name, multiple):
     from tfgrow import models
 
     input_shape, classes = INPUTS[name]
+    if name in LANGUAGE_MODELS:
+        import tfgrow
+
+        model = models.lstm_language_model(
+            input_shape, classes, batch_size=LANGUAGE_MODEL_BATCH, units=LANGUAGE_MODELS[name]
+        )
+        return tfgrow.grow(model, grow_layers=False, channel_multiple=multiple)
     if name in GRAPH_BUILDERS:
         import tfgrow
 
@@ -40,12 +54,22 @@ def growing_model(name, multiple):
     return network
 
 
+def batch_size(name, default):
+    """The batch size model `name` runs at: its own for a language model, else `default`."""
+    return LANGUAGE_MODEL_BATCH if name in LANGUAGE_MODELS else default
+
+
 def batch(name, batch_size):
-    """A fixed batch of random inputs and labels for model `name`."""
+    """A fixed batch of random inputs and labels for model `name` (token ids and next tokens
+    for a language model)."""
     import tensorflow as tf
 
     input_shape, classes = INPUTS[name]
     rng = np.random.default_rng(0)
+    if name in LANGUAGE_MODELS:
+        (steps,) = input_shape
+        tokens = rng.integers(0, classes, (LANGUAGE_MODEL_BATCH, steps + 1)).astype(np.int32)
+        return tf.constant(tokens[:, :-1]), tf.constant(tokens[:, 1:])
     images = rng.normal(size=(batch_size, *input_shape)).astype(np.float32)
     labels = rng.integers(0, classes, batch_size).astype(np.int32)
     return tf.constant(images), tf.constant(labels)
