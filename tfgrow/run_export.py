@@ -122,7 +122,10 @@ def restore_network(model_dir):
     settings.update(gin.get_bindings("tfgrow.train"))
     info = data_lib.dataset_info(settings["dataset"], data_dir=settings["data_dir"])
     network = settings["model_fn"](
-        info.input_shape, info.num_classes, growing=settings["method"] in GROWING_METHODS
+        info.input_shape,
+        info.num_classes,
+        growing=settings["method"] in GROWING_METHODS,
+        **info.model_arguments(settings["global_batch_size"]),
     )
     network.channel_multiple = int(settings["channel_multiple"])
     trainer_state = tf.Module()

@@ -59,6 +59,11 @@ REFUSED = [
     ("range", bindings("tfgrow.train.max_eval_examples=-5"), ["max_eval_examples", "-5"]),
     ("range", bindings("tfgrow.train.final_temperature=-200"), ["final_temperature", "> 0"]),
     ("range", bindings("tfgrow.train.gradient_clip_norm=0"), ["gradient_clip_norm", "> 0"]),
+    (
+        "choice",
+        bindings("tfgrow.train.gradient_clip_norm=5.0", files=(MORPHNET, TINY)),
+        ["gradient_clip_norm=5.0", "method='morphnet'"],
+    ),
     ("choice", bindings("tfgrow.train.schedule='cosin'"), ["Did you mean 'cosine'?"]),
     ("choice", bindings("tfgrow.train.method='grwo'"), ["Did you mean 'grow'?"]),
     ("budget", bindings("tfgrow.Budget.target=1.5"), ["(0, 1]", "target=1.5"]),

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.fixtures.processes import launch
+from tests.fixtures.processes import launch, run_module
 from tfgrow.growing import grown_model
 from tfgrow.models import lstm_language_model
 from tfgrow.plots.events import read_scalars
@@ -78,6 +78,20 @@ def test_states_restart_each_epoch_and_evaluation_and_perplexity_is_reported(ptb
     steps, losses = read_scalars(str(tmp_path / "run" / "train"))["train/loss"]
     assert list(steps) == [1, 2]
     assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_grown_language_model_run_exports_through_the_launcher(tmp_path):
+    # The export rebuilds the run's network for its batch size (stateful LSTMs) and checks its
+    # counts against summary.json.
+    config = "configs/experiments/wordnet_glosses_lstm_grow.gin"
+    trained = launch(tmp_path / "run", config, "configs/tiny.gin")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    exported = run_module(
+        "launchers.export", f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'out'}"
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert (tmp_path / "out" / "saved_model.pb").exists()
 
 
 def test_a_language_model_on_two_replicas_is_refused(tmp_path):

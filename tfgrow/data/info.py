@@ -30,3 +30,9 @@ class DatasetInfo:
     num_train: int
     num_eval: int
     language_model: bool = False
+
+    def model_arguments(self, global_batch_size):
+        """A model builder's arguments for this data besides `(input_shape, num_classes)`: a
+        language model's stateful layers keep one state per row of a fixed batch, so its
+        builder takes `batch_size`; other builders take none."""
+        return {"batch_size": global_batch_size} if self.language_model else {}

@@ -112,9 +112,12 @@ class GrowingRun:
     def _network_and_trainer(self, info):
         """The network of `model_fn` and its `Trainer` (called under the strategy's scope)."""
         settings = self.settings
-        # Stateful models (language models) are built for the run's fixed batch size.
-        batch = {"batch_size": settings.global_batch_size} if info.language_model else {}
-        model = settings.model_fn(info.input_shape, info.num_classes, growing=self.growing, **batch)
+        model = settings.model_fn(
+            info.input_shape,
+            info.num_classes,
+            growing=self.growing,
+            **info.model_arguments(settings.global_batch_size),
+        )
         model.channel_multiple = int(settings.channel_multiple)
         mask_learning_rate = settings.mask_learning_rate
         if settings.method == "random":  # every structure drawn with one fixed p; logits frozen

@@ -18,7 +18,9 @@ MORPHNET_METHODS = ("morphnet", "width_multiplier")  # run by tfgrow.morphnet.ru
 # Baselines on stock Keras models, each run by tfgrow.baselines.<method> (METHOD.md §1.9).
 PLAIN_BASELINES = ("uniform", "direct_design", "l1_pruning", "magnitude_pruning")
 # "random" is the growing trainer with fixed probabilities (tfgrow.baselines.random_sampling).
-METHODS = ("grow", "full", "random") + MORPHNET_METHODS + PLAIN_BASELINES
+# Methods tfgrow.train.growing_run runs (the settings of the growing trainer apply to them only).
+GROWING_RUN_METHODS = ("grow", "full", "random")
+METHODS = GROWING_RUN_METHODS + MORPHNET_METHODS + PLAIN_BASELINES
 # Methods that train masked structures (growing=True): export rebuilds their network at H(s).
 GROWING_METHODS = ("grow", "random")
 # Methods whose model_fn builds a tfgrow GrowingNetwork (direct design rebuilds its source's).

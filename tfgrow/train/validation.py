@@ -17,6 +17,7 @@ import keras
 
 from tfgrow import data as data_lib
 from tfgrow.growing.structures import MaskedStructures  # both engines' growing networks
+from tfgrow.train.methods import GROWING_RUN_METHODS
 
 
 class InputError(ValueError):
@@ -218,6 +219,7 @@ def check_train_arguments(arguments, methods, schedules, relaxations, temperatur
     check_number(name("weight_decay"), arguments["weight_decay"], 0, example=5e-4)
     if arguments["gradient_clip_norm"] is not None:
         check_number(name("gradient_clip_norm"), arguments["gradient_clip_norm"], 0, None, True, 5)
+    _check_growing_run_settings(arguments)
     check_number(name("capacity_sigmas"), arguments["capacity_sigmas"], 0, example=4.0)
     check_number(name("capacity_headroom"), arguments["capacity_headroom"], 0, None, True, 1.0)
     check_choice(name("schedule"), arguments["schedule"], schedules)
@@ -227,6 +229,24 @@ def check_train_arguments(arguments, methods, schedules, relaxations, temperatur
     check_bool(name("jit_compile"), arguments["jit_compile"])
     check_bool(name("static_capacities"), arguments["static_capacities"], allow_none=True)
     check_input_dir(name("data_dir"), arguments["data_dir"])
+
+
+def _check_growing_run_settings(arguments):
+    """Refuses settings only the growing trainer has (methods grow, full, random): elsewhere
+    gradient clipping would be ignored and the epoch-decay schedule fail after set-up."""
+    method = arguments["method"]
+    unsupported = []
+    if arguments["gradient_clip_norm"] is not None:
+        unsupported.append(f"gradient_clip_norm={arguments['gradient_clip_norm']!r}")
+    if arguments["schedule"] == "epoch_decay":
+        unsupported.append("schedule='epoch_decay'")
+    if unsupported and method not in GROWING_RUN_METHODS:
+        raise InputError(
+            f"Expected a method in {GROWING_RUN_METHODS} for tfgrow.train."
+            f"{' and '.join(unsupported)} (settings of the growing trainer only). Received: "
+            f"method={method!r}. Fix: drop those bindings (schedule 'step' with one boundary per "
+            "epoch also decays per epoch), or train with one of those methods."
+        )
 
 
 def check_dtype_policy(method, dtype_policy, policies):
