@@ -1,6 +1,7 @@
 """The Keras functional graph as the one description of a network (DESIGN.md, "The channel graph").
 
-- `analysis`: channel groups, layouts, fixed groups and cost terms read from the layer graph.
+- `analysis`: channel groups, layouts, fixed groups and cost terms read from the layer graph
+  (its result: `channel_graph.ChannelGraph`; LSTM, GRU and Embedding layers: `recurrent`).
 - `counting`: params and FLOPs counted from a built Keras model itself.
 - `slicing`: the same graph rebuilt at new group widths, with sliced weights.
 """

@@ -2,10 +2,9 @@
 
 Each executor reads its layer's full-size weights, gathers them at the active input and output
 channels (`W[..., in_idx, out_idx]`, BN parameters at the active channels) and computes only
-those channels (DESIGN.md, "Compact execution"); LSTM, GRU and Embedding executors live in
-`tfgrow.growing.recurrent`. Layers without weights that treat channels
-alike (activations, pooling, padding, dropout, merges, Flatten) are called as they are on the
-compact tensors.
+those channels (DESIGN.md, "Compact execution"); the LSTM, GRU and Embedding executors live in
+`tfgrow.growing.recurrent`. Layers without weights that treat channels alike (activations,
+pooling, padding, dropout, merges, Flatten) are called as they are on the compact tensors.
 
 Mixed precision (`tfgrow.precision`): weights are gathered in float32 and cast to the
 activations' dtype where they meet them; batch norm keeps its statistics in float32.
