@@ -4,9 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfgrow.growing import grown_model
+from tfgrow.growing import grown_model, reset_states
 from tfgrow.models import lstm_language_model
-from tfgrow.train.recurrent_states import reset_recurrent_states
 
 
 def test_parameter_count_and_layers_follow_zaremba():
@@ -40,7 +39,7 @@ def test_state_carries_from_one_batch_to_the_next_until_reset():
     np.testing.assert_allclose(np.concatenate([first, second], 1), whole, rtol=1e-5, atol=1e-5)
     # Without a reset the third window starts from the second's state; after one, from zeros.
     assert not np.allclose(short.predict_on_batch(tokens[:, :3]), first, atol=1e-4)
-    reset_recurrent_states(short)
+    reset_states(short)
     np.testing.assert_allclose(short.predict_on_batch(tokens[:, :3]), first, rtol=1e-5, atol=1e-6)
 
 
@@ -62,11 +61,11 @@ def test_dropout_is_active_only_in_training():
     rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert rates == [0.65] * 3
     tokens = np.ones((2, 4), np.int32)
-    assert reset_recurrent_states(model) == 2
+    assert reset_states(model) == ["lstm_1", "lstm_2"]
     inference = np.asarray(model(tokens, training=False))
-    reset_recurrent_states(model)
+    reset_states(model)
     np.testing.assert_allclose(np.asarray(model(tokens, training=False)), inference, atol=1e-6)
-    reset_recurrent_states(model)
+    reset_states(model)
     assert not np.allclose(np.asarray(model(tokens, training=True)), inference, atol=1e-4)
 
 

@@ -29,7 +29,7 @@ import math
 import keras
 import numpy as np
 
-from tfgrow.graph import recurrent
+import tfgrow.graph.recurrent as recurrent
 
 # Re-exported: MorphNet and the launchers read RESOURCES and check_resource from here.
 from tfgrow.graph.channel_graph import (  # noqa: F401

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tfgrow import growing as growing_lib
 from tfgrow.baselines import random_sampling
 from tfgrow.budget import Budget
 from tfgrow.data.run_data import load_run_data, load_test_data
@@ -35,7 +36,6 @@ from tfgrow.train.checkpoint import RunCheckpoints, WallClock, make_checkpoint, 
 from tfgrow.train.errors import NonFiniteLossError
 from tfgrow.train.methods import GROWING_METHODS
 from tfgrow.train.progress import Progress, describe_run
-from tfgrow.train.recurrent_states import reset_recurrent_states
 from tfgrow.train.run_directory import write_json, write_operative_config
 from tfgrow.train.schedules import learning_rate_schedule
 from tfgrow.train.step_timing import architecture_step_times
@@ -254,7 +254,7 @@ class GrowingRun:
         trainer, planner = self.trainer, self.planner
         totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
         capacities = planner.plan(epoch) if planner else None
-        reset_recurrent_states(self.model)  # stateful layers start each epoch from zero
+        growing_lib.reset_states(self.model)  # stateful layers start each epoch from zero
         progress.start_epoch(epoch)
         for batch in self.dist_train:
             results = {k: v.numpy() for k, v in trainer.train_step(batch, capacities).items()}
@@ -285,7 +285,7 @@ class GrowingRun:
         """Accuracy and loss (language models: and perplexity) of H(s) on the evaluation
         split, or on `dist_data`; stateful layers start from zero."""
         capacities = self.planner.eval_capacities() if self.planner else None
-        reset_recurrent_states(self.model)
+        growing_lib.reset_states(self.model)
         data = self.dist_eval if dist_data is None else dist_data
         result = evaluate(self.trainer, data, capacities)
         if self.language_model:  # exp of the mean cross-entropy per token
