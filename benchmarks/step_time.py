@@ -16,7 +16,8 @@ one training step of
   stock        a stock Keras functional model (Conv2D, BatchNormalization, Dense) built at the
                active widths (for the graph engine's models: the plain builder's model rebuilt
                at those widths, `tfgrow.graph.slicing.build_at_widths`), trained by the same
-               step (same optimiser code, same batch);
+               step (same optimiser code, same batch; the language models: plain SGD, their
+               configs' recipe, momentum 0.9 and weight decay 5e-4 otherwise);
   stock_xla    that step compiled with XLA;
 
 interleaved in one process, median over `--repeats` rounds of `--steps` steps each, and prints
@@ -118,7 +119,7 @@ def xla_channel_multiple():
 
 
 # ---------------------------------------------------------------------------- steps
-def growing_step(network, jit_compile, global_batch_size=None):
+def growing_step(network, jit_compile, global_batch_size=None, momentum=0.9, weight_decay=5e-4):
     """The growing trainer's step of `network` (at --batch_size unless given)."""
     import tensorflow as tf
 
@@ -138,6 +139,8 @@ def growing_step(network, jit_compile, global_batch_size=None):
         seed=0,
         budget=Budget(target=None),
         jit_compile=jit_compile,
+        momentum=momentum,
+        weight_decay=weight_decay,
     )
     planner = CapacityPlanner(network, trainer.temperature) if jit_compile else None
 
@@ -148,14 +151,18 @@ def growing_step(network, jit_compile, global_batch_size=None):
     return step
 
 
-def stock_step(model, jit_compile):
+def stock_step(model, jit_compile, momentum=0.9, weight_decay=5e-4):
     from tfgrow.timing import stock_step as library_stock_step
 
-    return library_stock_step(model, jit_compile)
+    return library_stock_step(model, jit_compile, momentum=momentum, weight_decay=weight_decay)
 
 
 def batch_size(name):
     return models_lib.batch_size(name, FLAGS.batch_size)
+
+
+def optimizer(name):
+    return models_lib.optimizer_settings(name)
 
 
 def batch_for(name):
@@ -173,23 +180,25 @@ def time_model(name):
     rows = []
     network = growing_model(name)
     batch = batch_for(name)
-    grow = {"grow_ragged": growing_step(network, False, batch_size(name))}
+    grow = {"grow_ragged": growing_step(network, False, batch_size(name), **optimizer(name))}
     # The XLA rows build their own network: its capacity ladder uses the XLA mode's multiple.
     xla_network = growing_model(name, xla_channel_multiple()) if FLAGS.xla else None
     if FLAGS.xla:
-        grow["grow_xla"] = growing_step(xla_network, True, batch_size(name))
+        grow["grow_xla"] = growing_step(xla_network, True, batch_size(name), **optimizer(name))
     full_widths = {name: group.size for name, group in network.channel_groups.items()}
     stock_full_model = stock_model(network, full_widths)
-    stock_full_step = stock_step(stock_full_model, jit_compile=False)
+    stock_full_step = stock_step(stock_full_model, False, **optimizer(name))
     for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
         widths = set_fraction(network, fraction)
         if xla_network is not None:
             set_fraction(xla_network, fraction)
         stock = stock_full_model if fraction == 1.0 else stock_model(network, widths)
         steps = dict(grow)
-        steps["stock"] = stock_full_step if fraction == 1.0 else stock_step(stock, False)
+        steps["stock"] = (
+            stock_full_step if fraction == 1.0 else stock_step(stock, False, **optimizer(name))
+        )
         if FLAGS.xla:
-            steps["stock_xla"] = stock_step(stock, jit_compile=True)
+            steps["stock_xla"] = stock_step(stock, True, **optimizer(name))
         if fraction != 1.0:
             steps["stock_full"] = stock_full_step
         seconds = time_interleaved(steps, batch)
@@ -250,8 +259,8 @@ def count_model_ops(name):
     batch = batch_for(name)
     for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
         widths = set_fraction(network, fraction)
-        grow = graph_ops(growing_step(network, False, batch_size(name)), batch)
-        stock = graph_ops(stock_step(stock_model(network, widths), False), batch)
+        grow = graph_ops(growing_step(network, False, batch_size(name), **optimizer(name)), batch)
+        stock = graph_ops(stock_step(stock_model(network, widths), False, **optimizer(name)), batch)
         row = {"model": name, "fraction": fraction, "grow_ops": grow, "stock_ops": stock}
         print(
             f"{name:12s} fraction {fraction:.2f}  graph ops grow {grow}  stock {stock}", flush=True
@@ -272,9 +281,11 @@ def memory_probe(kind):
     if mode == "grow":
         for group in network.channel_groups.values():
             group.logits.assign(tf.zeros_like(group.logits))  # p = 0.5 draws
-        step = growing_step(network, False, batch_size(model_name))
+        step = growing_step(network, False, batch_size(model_name), **optimizer(model_name))
     else:
-        step = stock_step(stock_model(network, set_fraction(network, 1.0)), jit_compile=False)
+        step = stock_step(
+            stock_model(network, set_fraction(network, 1.0)), False, **optimizer(model_name)
+        )
     for _ in range(20):
         float(step(batch))
     print(json.dumps({"peak_mib": _peak_rss_mib(), "baseline_mib": baseline}))

@@ -54,6 +54,15 @@ def growing_model(name, multiple):
     return network
 
 
+def optimizer_settings(name):
+    """The optimiser both steps of `name` use: plain SGD for a language model (Zaremba's recipe,
+    configs/language_model.gin: its embedding updates the looked-up rows only), else momentum 0.9
+    with weight decay 5e-4 (the conv configs')."""
+    if name in LANGUAGE_MODELS:
+        return {"momentum": 0.0, "weight_decay": 0.0}
+    return {"momentum": 0.9, "weight_decay": 5e-4}
+
+
 def batch_size(name, default):
     """The batch size model `name` runs at: its own for a language model, else `default`."""
     return LANGUAGE_MODEL_BATCH if name in LANGUAGE_MODELS else default

@@ -97,3 +97,57 @@ def test_xla_training_steps_match_the_ragged_mode():
             ragged_model.source.get_layer(name).states, xla_model.source.get_layer(name).states
         ):
             np.testing.assert_allclose(s.numpy(), t.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def _plain_sgd_trainer(sparse_updates):
+    model, grown = sequences.grown_model("lstm", channel_multiple=4)
+    trainer = Trainer(
+        grown,
+        tf.distribute.get_strategy(),
+        global_batch_size=sequences.BATCH,
+        steps_per_epoch=4,
+        learning_rate=lambda step: 0.5,
+        mask_learning_rate=lambda step: 0.5,
+        temperature=Temperature(num_epochs=2),
+        momentum=0.0,
+        weight_decay=0.0,
+        seed=3,
+        gradient_clip_norm=0.5,
+    )
+    assert trainer.sparse_updates  # plain SGD, no XLA, no loss scale
+    trainer.sparse_updates = sparse_updates  # before the first trace
+    return model, grown, trainer
+
+
+def test_plain_sgd_updates_the_embeddings_looked_up_rows_only_and_like_the_dense_update():
+    model, grown, sparse = _plain_sgd_trainer(True)
+    _, dense_grown, dense = _plain_sgd_trainer(False)
+    for v, w in zip(dense_grown.variables, grown.variables):
+        w.assign(v)
+    embeddings = model.get_layer("embedding").embeddings
+    before = embeddings.numpy()
+    # Repeated tokens: the sparse gradient's repeats are summed before clipping and scattering.
+    batch = _batch(4)
+    assert len(np.unique(batch[0].numpy())) < batch[0].numpy().size
+    for seed in (4, 5):
+        a = sparse.train_step(_batch(seed))
+        b = dense.train_step(_batch(seed))
+        np.testing.assert_allclose(float(a["loss_sum"]), float(b["loss_sum"]), rtol=1e-6)
+    for v, w in zip(dense_grown.variables, grown.variables):
+        np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5, atol=1e-6, err_msg=v.path)
+    looked_up = np.zeros(sequences.VOCABULARY, bool)
+    looked_up[np.concatenate([_batch(s)[0].numpy().ravel() for s in (4, 5)])] = True
+    assert not looked_up.all()
+    np.testing.assert_array_equal(embeddings.numpy()[~looked_up], before[~looked_up])
+    assert not np.allclose(embeddings.numpy()[looked_up], before[looked_up])
+    # The sparse step scatters rows (Unique + ResourceScatterNdUpdate); the dense one does not.
+    ops = {
+        name: {
+            op.type
+            for op in trainer._train_function.get_concrete_function(
+                _batch(4), None
+            ).graph.get_operations()
+        }
+        for name, trainer in (("sparse", sparse), ("dense", dense))
+    }
+    assert "Unique" in ops["sparse"] and "Unique" not in ops["dense"]

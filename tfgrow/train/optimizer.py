@@ -8,6 +8,11 @@ step computed: `v <- mu v + g + wd w; w <- w - lr v` where the step's mask is 1,
 Kernels whose input runs below full width are updated row-compactly (`row_step`): the step
 differentiates the gathered rows, updates them and their momentum, and scatters them back in
 place, so its cost follows the sub-network rather than the maximal network.
+
+Plain SGD (no momentum, no weight decay, the language models' recipe) leaves an entry with a zero
+gradient as it is, so a sparse gradient (an embedding's looked-up rows, `tf.IndexedSlices`)
+updates only its rows (`sparse_step`): a step of a 10,000-word embedding touches the batch's few
+hundred rows, not the whole matrix.
 """
 
 import tensorflow as tf
@@ -74,6 +79,31 @@ class MaskedMomentum(tf.Module):
             assignments += [(velocity, new_velocity), (variable, new_weights)]
         return assignments
 
+    @property
+    def plain_sgd(self):
+        """No momentum and no weight decay: `sparse_step` applies."""
+        return self.momentum == 0.0 and self.weight_decay == 0.0
+
+    def sparse_step(self, variable, gradient, learning_rate):
+        """Plain SGD on the rows of a sparse gradient, as scatters `(variable, indices, rows)`.
+
+        Pure like `step`. Only for `plain_sgd`: with momentum or weight decay every entry moves.
+
+        Args:
+            variable: one of this optimiser's variables.
+            gradient: a `tf.IndexedSlices` over its first axis, each index once
+                (`summed_slices`).
+            learning_rate: scalar.
+        """
+        if not self.plain_sgd:
+            raise ValueError(
+                f"Expected plain SGD for a sparse update. Received: momentum={self.momentum}, "
+                f"weight_decay={self.weight_decay}; pass the gradient dense."
+            )
+        rows = tf.gather(variable, gradient.indices)
+        step = tf.cast(learning_rate, rows.dtype) * tf.cast(gradient.values, rows.dtype)
+        return [(variable, gradient.indices[:, None], rows - step)]
+
     def row_step(self, rows, gradient, learning_rate):
         """The update of one `KernelRows`, as scatters `(variable, indices, new rows)`.
 
@@ -121,6 +151,14 @@ class MaskedMomentum(tf.Module):
         new_weights, new_velocity = self._update(weights, velocity, gradient, learning_rate)
         keep = mask > 0
         return tf.where(keep, new_weights, weights), tf.where(keep, new_velocity, velocity)
+
+
+def summed_slices(gradient):
+    """A `tf.IndexedSlices` gradient with every index once (the values of repeats summed), so
+    its norm and its scatter are those of the dense gradient."""
+    indices, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.size(indices))
+    return tf.IndexedSlices(values, indices, gradient.dense_shape)
 
 
 def _keep_uncomputed(rows, new, old):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tfgrow.growing.update import GrowthUpdate, assign_all
 from tfgrow.precision import LOSS_SCALED_POLICY, policy_name
 from tfgrow.train.loss_scale import DynamicLossScale, keep_if_finite
-from tfgrow.train.optimizer import MaskedMomentum
+from tfgrow.train.optimizer import MaskedMomentum, summed_slices
 
 
 class Trainer(tf.Module):
@@ -118,6 +118,9 @@ class Trainer(tf.Module):
         self.num_traces = 0  # traces (compilations under XLA) of the training step
         self.num_eval_traces = 0
         self.jit_compile = bool(jit_compile)
+        # Plain SGD: an embedding's looked-up rows only (not under XLA, nor with a loss scale).
+        dense_only = self.jit_compile or self.loss_scale is not None
+        self.sparse_updates = self.weight_optimizer.plain_sgd and not dense_only
         on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
         if self.jit_compile and not on_tpu and strategy.num_replicas_in_sync > 1:
             raise ValueError(
@@ -208,10 +211,7 @@ class Trainer(tf.Module):
         # The upstream gradient `scale` differentiates loss * scale (outside the tape).
         scale = None if self.loss_scale is None else tf.convert_to_tensor(self.loss_scale.scale)
         gradients = tape.gradient(loss, targets, output_gradients=scale)
-        gradients = [
-            tf.zeros_like(t) if g is None else tf.convert_to_tensor(g)
-            for g, t in zip(gradients, targets)
-        ]
+        gradients = [self._gradient_form(g, t) for g, t in zip(gradients, targets)]
         replica = tf.distribute.get_replica_context()
         gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         finite = None
@@ -224,6 +224,15 @@ class Trainer(tf.Module):
         by_id = dict(zip((id(v) for v in dense), gradients))
         return by_id, gradients[len(dense) :], finite
 
+    def _gradient_form(self, gradient, target):
+        """Zeros where the step did not reach `target`; a sparse gradient summed per row and
+        kept sparse with `sparse_updates`; otherwise dense."""
+        if gradient is None:
+            return tf.zeros_like(target)
+        if isinstance(gradient, tf.IndexedSlices) and self.sparse_updates:
+            return summed_slices(gradient)
+        return tf.convert_to_tensor(gradient)
+
     def _optimizer_updates(self, step, context, gradients, kernel_rows, row_gradients):
         """(assignments, scatters) of the weight and logit optimisers for this step.
 
@@ -233,15 +242,18 @@ class Trainer(tf.Module):
         masks_by_id = self.model.weight_masks(context) if self.growing else {}
         weight_rate = tf.cast(self.learning_rate(step), tf.float32)
         mask_rate = tf.cast(self.mask_learning_rate(step), tf.float32)
+        dense = [gradients.get(id(v)) for v in weights]
+        sparse = [(v, g) for v, g in zip(weights, dense) if isinstance(g, tf.IndexedSlices)]
+        dense = [None if isinstance(g, tf.IndexedSlices) else g for g in dense]
         assignments = self.weight_optimizer.step(
-            [gradients.get(id(v)) for v in weights],
-            weight_rate,
-            [masks_by_id.get(id(v)) for v in weights],
+            dense, weight_rate, [masks_by_id.get(id(v)) for v in weights]
         )
         assignments += self.mask_optimizer.step(
             [gradients[id(v)] for v in self.mask_optimizer.variables_to_update], mask_rate
         )
         scatters = []
+        for variable, gradient in sparse:  # no mask: uncomputed entries have zero gradient
+            scatters += self.weight_optimizer.sparse_step(variable, gradient, weight_rate)
         for rows, gradient in zip(kernel_rows, row_gradients):
             scatters += self.weight_optimizer.row_step(rows, gradient, weight_rate)
         return assignments, scatters
