@@ -12,19 +12,19 @@ from tfgrow.masks import Temperature
 from tfgrow.train.trainer import Trainer
 
 
-def _trainer(variant, jit_compile=False):
+def _trainer(variant, jit_compile=False, **settings):
     model, grown = sequences.grown_model(variant, channel_multiple=4)
+    settings = {"learning_rate": lambda step: 0.1, "weight_decay": 1e-2, **settings}
     trainer = Trainer(
         grown,
         tf.distribute.get_strategy(),
         global_batch_size=sequences.BATCH,
         steps_per_epoch=4,
-        learning_rate=lambda step: 0.1,
         mask_learning_rate=lambda step: 0.5,
         temperature=Temperature(num_epochs=2),
-        weight_decay=1e-2,
         seed=3,
         jit_compile=jit_compile,
+        **settings,
     )
     return model, grown, trainer
 
@@ -100,18 +100,11 @@ def test_xla_training_steps_match_the_ragged_mode():
 
 
 def _plain_sgd_trainer(sparse_updates):
-    model, grown = sequences.grown_model("lstm", channel_multiple=4)
-    trainer = Trainer(
-        grown,
-        tf.distribute.get_strategy(),
-        global_batch_size=sequences.BATCH,
-        steps_per_epoch=4,
+    model, grown, trainer = _trainer(
+        "lstm",
         learning_rate=lambda step: 0.5,
-        mask_learning_rate=lambda step: 0.5,
-        temperature=Temperature(num_epochs=2),
         momentum=0.0,
         weight_decay=0.0,
-        seed=3,
         gradient_clip_norm=0.5,
     )
     assert trainer.sparse_updates  # plain SGD, no XLA, no loss scale
