@@ -195,3 +195,15 @@ def test_wall_time_adds_up_over_resumes(tmp_path):
     RunCheckpoints(make_checkpoint(network, trainer), str(tmp_path), clock=resumed).restore()
     # The resumed session starts from the saved time, not from zero.
     assert elapsed <= resumed.seconds() < elapsed + 5.0
+
+
+def test_a_partial_setting_is_recorded_by_its_function_and_arguments():
+    import functools
+
+    from tfgrow import models
+    from tfgrow.train.run_directory import canonical
+
+    partial = functools.partial(models.lstm_language_model, batch_size=20, units=8)
+    text = canonical(partial)
+    assert text == "@tfgrow.models.lstm_lm.lstm_language_model(batch_size=20, units=8)"
+    assert canonical(functools.partial(models.lstm_language_model, batch_size=20, units=9)) != text

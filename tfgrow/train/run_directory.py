@@ -19,6 +19,7 @@ Every trainer writes its directory's files through `write_json` (atomic; `summar
 `run_config.json`, MorphNet's structure files) and `write_operative_config`.
 """
 
+import functools
 import inspect
 import json
 import math
@@ -254,7 +255,13 @@ def canonical(value):
 
 
 def _python_path(function):
-    return f"{function.__module__}.{function.__qualname__}"
+    if isinstance(function, functools.partial):  # no __qualname__: its function and arguments
+        arguments = [canonical(a) for a in function.args]
+        arguments += [f"{k}={canonical(v)}" for k, v in sorted(function.keywords.items())]
+        return f"{_python_path(function.func)}({', '.join(arguments)})"
+    module = getattr(function, "__module__", None) or type(function).__module__
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{name}"
 
 
 def _defaults(function):
