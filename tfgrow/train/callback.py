@@ -18,9 +18,14 @@ step:
 - refreshes lambda from the `Budget` every `budget.update_steps` steps.
 
 The temperatures beta = beta0 * gamma^u follow the counters step by step (structure mode) or the
-epoch `iterations / steps_per_epoch` (global mode). The callback owns the run settings, logs every
-`log_every_steps` steps and every epoch (console, `logs` dict, optional TensorBoard), and stops
-the run with `NonFiniteLossError` at the step where the loss becomes NaN or infinite.
+epoch `iterations / steps_per_epoch` (global mode). Stateful LSTM/GRU layers (a language model on
+truncated-BPTT streams) start every epoch and every evaluation inside `fit` (`validation_data`)
+from zero states, as in the launcher (`tfgrow.growing.reset_states` at `on_epoch_begin` and
+`on_test_begin`): an epoch's first batch starts its streams, and a resumed `fit` (`initial_epoch`)
+starts where the uninterrupted one would have; call `reset_states` yourself before a separate
+`model.evaluate` or `predict`. The callback owns the run settings, logs every `log_every_steps`
+steps and every epoch (console, `logs` dict, optional TensorBoard), and stops the run with
+`NonFiniteLossError` at the step where the loss becomes NaN or infinite.
 
 Difference from the launcher: weights and logits are updated by the Keras optimizer you compile
 with, with one learning rate; a momentum optimizer keeps moving detached weights with their
@@ -37,6 +42,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfgrow import cost as cost_lib
+from tfgrow.growing.recurrent import reset_states
 from tfgrow.growing.update import GrowthUpdate, check_relaxation, keras_step
 from tfgrow.masks import Temperature
 from tfgrow.train.errors import NonFiniteLossError
@@ -61,6 +67,9 @@ class GrowingCallback(keras.callbacks.Callback):
         seed: seed of the per-step mask sampling.
         log_every_steps: console (and TensorBoard) logging interval in steps; 0 for epochs only.
         log_dir: TensorBoard directory, or None.
+
+    Stateful LSTM/GRU layers are reset to zero states at the start of every epoch and of every
+    evaluation inside `fit`, as the launcher does.
 
     Example:
     >>> model.fit(images, labels, epochs=2, callbacks=[GrowingCallback(Budget(target=0.3))])
@@ -117,6 +126,12 @@ class GrowingCallback(keras.callbacks.Callback):
         if self.log_dir:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         self._start_time = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset_states(self.model)  # stateful LSTM/GRU streams restart with the epoch's data
+
+    def on_test_begin(self, logs=None):
+        reset_states(self.model)  # validation streams start from zero, as the launcher's
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
