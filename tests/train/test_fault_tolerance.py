@@ -18,21 +18,22 @@ from tests.fixtures.runs import network_and_trainer
 from tfgrow.train.checkpoint import CheckpointError, RunCheckpoints, make_checkpoint
 
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
+LANGUAGE_MODEL = "configs/experiments/wordnet_glosses_lstm_grow.gin"
 # 4 epochs of 20 steps: a few seconds each, so the kill lands while the run is still going.
 RUN_BINDINGS = ["tfgrow.train.epochs=4", "tfgrow.train.max_train_examples=640"]
 COMPARED = ("architecture", "blocks", "params", "flops", "steps", "train_flops", "eval_accuracy")
 
 
-def _command(model_dir, bindings=RUN_BINDINGS):
+def _command(model_dir, bindings=RUN_BINDINGS, experiment=EXPERIMENT):
     command = [sys.executable, "-m", "launchers.train", f"--model_dir={model_dir}"]
-    command += [f"--gin_file={EXPERIMENT}", "--gin_file=configs/tiny.gin"]
+    command += [f"--gin_file={experiment}", "--gin_file=configs/tiny.gin"]
     return command + [f"--gin_bindings={b}" for b in bindings]
 
 
-def _run(model_dir, bindings=RUN_BINDINGS, timeout=600):
+def _run(model_dir, bindings=RUN_BINDINGS, timeout=600, experiment=EXPERIMENT):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(
-        _command(model_dir, bindings),
+        _command(model_dir, bindings, experiment),
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -67,26 +68,30 @@ def test_same_seed_gives_the_same_architecture_and_metrics(reference_run, tmp_pa
     _assert_same_run(_summary(tmp_path), reference_run)
 
 
-@pytest.mark.slow
-def test_a_sigkilled_run_resumes_to_the_uninterrupted_result(reference_run, tmp_path):
+def _kill_after_a_checkpoint(model_dir, command):
+    """Starts `command`, SIGKILLs it as soon as its first checkpoint is written; the checkpoint
+    it was killed at."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
-        _command(tmp_path),
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    state_file = tmp_path / "checkpoints" / "checkpoint"
+    state_file = model_dir / "checkpoints" / "checkpoint"
     deadline = time.time() + 300
     while not state_file.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (tmp_path / "summary.json").exists()
-    killed_at = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
-    assert killed_at is not None and not killed_at.endswith("-80")
+    assert not (model_dir / "summary.json").exists()
+    killed_at = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    assert killed_at is not None
+    return killed_at
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_resumes_to_the_uninterrupted_result(reference_run, tmp_path):
+    killed_at = _kill_after_a_checkpoint(tmp_path, _command(tmp_path))
+    assert not killed_at.endswith("-80")
     elapsed = tf.train.load_checkpoint(killed_at).get_tensor(
         "wall_clock/elapsed_s/.ATTRIBUTES/VARIABLE_VALUE"
     )
@@ -100,6 +105,25 @@ def test_a_sigkilled_run_resumes_to_the_uninterrupted_result(reference_run, tmp_
     _assert_same_run(_summary(tmp_path), reference_run)
     assert not (tmp_path / "checkpoints" / "ckpt-40_temp").exists()
     assert _summary(tmp_path)["wall_time_s"] > elapsed  # the killed session's time counts
+
+
+@pytest.mark.slow
+def test_a_sigkilled_language_model_run_resumes_to_the_uninterrupted_result(tmp_path):
+    # Stateful LSTMs on truncated-BPTT streams: checkpoints are taken at epoch ends and every
+    # epoch restarts its streams from zero states, so the resumed run is the same run. 3 epochs
+    # of 10 steps (2 x 32 units on WordNet's glosses); the kill lands after epoch 1 or 2.
+    bindings = ["tfgrow.train.epochs=3"]
+    reference = _run(tmp_path / "reference", bindings, experiment=LANGUAGE_MODEL)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    model_dir = tmp_path / "killed"
+    killed_at = _kill_after_a_checkpoint(model_dir, _command(model_dir, bindings, LANGUAGE_MODEL))
+    assert not killed_at.endswith("-30")
+    result = _run(model_dir, bindings, experiment=LANGUAGE_MODEL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resumed from {killed_at}" in result.stderr
+    resumed, uninterrupted = _summary(model_dir), _summary(tmp_path / "reference")
+    for key in (*COMPARED, "eval_loss", "eval_perplexity", "test_loss", "test_perplexity"):
+        assert resumed[key] == uninterrupted[key], key
 
 
 @pytest.mark.slow
