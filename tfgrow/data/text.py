@@ -61,10 +61,13 @@ class TextStreams:
     num_steps: int = 35
 
     def __post_init__(self):
-        if not isinstance(self.num_steps, int) or isinstance(self.num_steps, bool):
-            raise ValueError(f"Expected an integer num_steps. Received: {self.num_steps!r}")
-        if self.num_steps < 1:
-            raise ValueError(f"Expected num_steps >= 1. Received: num_steps={self.num_steps}")
+        integer = isinstance(self.num_steps, int) and not isinstance(self.num_steps, bool)
+        if not integer or self.num_steps < 1:
+            raise ValueError(
+                "Expected tfgrow.data.TextStreams.num_steps, the tokens per window, to be an "
+                f"integer >= 1. Received: num_steps={self.num_steps!r}. Fix: set e.g. "
+                "--gin_bindings='tfgrow.data.TextStreams.num_steps=35'."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
