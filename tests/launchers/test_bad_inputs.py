@@ -16,6 +16,7 @@ from tfgrow import cli
 EXPERIMENT = "configs/experiments/fashion_mnist_resnet20_grow.gin"
 MORPHNET = "configs/experiments/fashion_mnist_resnet20_morphnet_flops.gin"
 PTB = "configs/experiments/ptb_lstm_grow.gin"
+GLOSSES = "configs/experiments/wordnet_glosses_lstm_grow.gin"  # offline: Debian's wordnet-base
 TINY = "configs/tiny.gin"
 LAUNCHER_FLAGS = ("gin_file", "gin_bindings", "model_dir", "tpu")
 
@@ -81,6 +82,48 @@ REFUSED = [
         [os.path.join(REPO, "ptb.valid.txt"), "simple-examples"],
     ),
     ("path", bindings("tfgrow.train.data_dir='/nonexistent/tfds'"), ["data_dir", "not found"]),
+    (
+        "text",
+        bindings("tfgrow.data.TextStreams.num_steps=0", files=(GLOSSES, TINY)),
+        ["tfgrow.data.TextStreams.num_steps", "num_steps=0", "integer >= 1"],
+    ),
+    (
+        "text",
+        bindings("tfgrow.data.TextStreams.num_steps='35'", files=(GLOSSES, TINY)),
+        ["tfgrow.data.TextStreams.num_steps", "num_steps='35'"],
+    ),
+    (
+        "text",
+        bindings("tfgrow.train.max_train_examples=10", files=(GLOSSES, TINY)),
+        ["max_train_examples=10", "global_batch_size=32"],
+    ),
+    # A validation split of no whole batch evaluated to loss 0, perplexity 1 (the streams of a
+    # fixed batch drop the partial one).
+    (
+        "text",
+        bindings("tfgrow.train.max_eval_examples=16", files=(GLOSSES, TINY)),
+        ["validation split", "max_eval_examples=16", "global_batch_size=32"],
+    ),
+    # An image model on a text dataset, and a language model on an image dataset.
+    (
+        "text",
+        bindings("tfgrow.train.model_fn=@tfgrow.models.resnet_cifar", files=(GLOSSES, TINY)),
+        ["resnet_cifar", "batch_size", "configs/models/lstm_lm_small.gin"],
+    ),
+    (
+        "text",
+        bindings(
+            "tfgrow.train.model_fn=@tfgrow.grown_model",
+            "tfgrow.grown_model.builder=@tfgrow.models.lstm_language_model",
+        ),
+        ["images of shape (28, 28, 1)", "grown_model", "text dataset"],
+    ),
+    # The model's fixed batch is the run's global batch size: it has no binding of its own.
+    (
+        "gin",
+        bindings("tfgrow.models.lstm_language_model.batch_size=8", files=(GLOSSES, TINY)),
+        ["denylisted kwarg 'batch_size'"],
+    ),
     ("builder", bindings("tfgrow.train.model_fn=3"), ["model builder function", "3 (int)"]),
     (
         "builder",

@@ -148,6 +148,7 @@ def _train(arguments, strategy):
         arguments["max_train_examples"],
         arguments["mock_data_if_missing"],
         strategy,
+        arguments["max_eval_examples"],
     )
     model_dir = arguments["model_dir"]
     run_directory = RunDirectory(model_dir, strategy_lib.output_dir(strategy, model_dir))

@@ -292,16 +292,35 @@ def checked_builder(model_fn, growing_network):
     builder = getattr(model_fn, "__name__", repr(model_fn))
 
     def build(input_shape, num_classes, **kwargs):
+        language_model = "batch_size" in kwargs  # text datasets' models have a fixed batch
         try:
             model = model_fn(input_shape, num_classes, **kwargs)
         except TypeError as error:
             if "argument" not in str(error):
                 raise
+            fix = (
+                "a text dataset needs a language model built for the fixed batch: include "
+                "configs/models/lstm_lm_small.gin (tfgrow.grown_model.builder = "
+                "@tfgrow.models.lstm_language_model), or give yours a batch_size argument"
+                if language_model
+                else "use a builder from tfgrow.models (README, 'Configuration') or give yours "
+                "these arguments"
+            )
             raise InputError(
                 f"Expected tfgrow.train.model_fn to accept (input_shape, num_classes"
                 f"{', ' + ', '.join(f'{k}=...' for k in kwargs) if kwargs else ''}). Received: "
-                f"{builder}, which failed with: {str(error).splitlines()[0]}. Fix: use a builder "
-                "from tfgrow.models (README, 'Configuration') or give yours these arguments."
+                f"{builder}, which failed with: {str(error).splitlines()[0]}. Fix: {fix}."
+            ) from error
+        except ValueError as error:
+            if language_model:
+                raise
+            # e.g. a language model (which needs batch_size) on an image dataset
+            raise InputError(
+                f"Expected tfgrow.train.model_fn to build a model for the dataset's images of "
+                f"shape {tuple(input_shape)}. Received: {builder}, which failed with: "
+                f"{_first_sentence(error)}. Fix: train language models on a text dataset "
+                f"(tfgrow.train.dataset in {tuple(data_lib.text.TEXT_DATASETS)}), image "
+                "models on image datasets."
             ) from error
         if not isinstance(model, expected) or not (growing_network or _is_functional(model)):
             kind = "a tfgrow growing network" if growing_network else "a Keras functional model"
@@ -315,6 +334,10 @@ def checked_builder(model_fn, growing_network):
         return model
 
     return build
+
+
+def _first_sentence(error):
+    return str(error).splitlines()[0].split(". ")[0].rstrip(".")
 
 
 def _is_functional(model):
@@ -347,15 +370,20 @@ def _check_built_shapes(model, builder, input_shape, num_classes):
         )
 
 
-def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if_missing, strategy):
+def check_dataset_split(
+    dataset, data_dir, global_batch_size, max_train, mock_if_missing, strategy, max_eval=None
+):
     """Checks that `dataset` exists (or may be mocked) and that its training split, truncated to
-    `max_train` examples, holds one global batch for the replicas of `strategy`.
+    `max_train` examples, holds one global batch for the replicas of `strategy`; a text
+    dataset's validation split, truncated to `max_eval` windows, one batch too.
 
     Returns:
         The number of training examples a run will use (None when mock data decides it).
     """
+    num_eval = None
     try:
-        num_train = data_lib.dataset_info(dataset, data_dir=data_dir).num_train
+        info = data_lib.dataset_info(dataset, data_dir=data_dir)
+        num_train, num_eval = info.num_train, info.num_eval
     except data_lib.DatasetNotFoundError as error:
         close = difflib.get_close_matches(dataset, data_lib.datasets.KNOWN_DATASETS, n=1)
         if close and "not found" in str(error).lower():
@@ -374,6 +402,8 @@ def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if
             f"copy must hold. Received: a strategy with {strategy.num_replicas_in_sync} "
             "replicas. Fix: train on one device (tfgrow.make_strategy.name = 'default')."
         )
+    if data_lib.text.is_text_dataset(dataset):
+        _check_text_eval_split(dataset, num_eval, max_eval, global_batch_size)
     if max_train is not None:
         num_train = max_train if num_train is None else min(num_train, max_train)
     if num_train is not None:
@@ -381,3 +411,23 @@ def check_dataset_split(dataset, data_dir, global_batch_size, max_train, mock_if
             num_train, global_batch_size, strategy.num_replicas_in_sync, dataset, max_train
         )
     return num_train
+
+
+def _check_text_eval_split(dataset, num_eval, max_eval, global_batch_size):
+    """Raises InputError unless a text dataset's validation split (`num_eval` windows, None for
+    mock data, truncated to `max_eval`) holds a batch: the fixed-batch streams drop the last
+    partial batch, and no batch would report a loss of 0, perplexity 1."""
+    limits = [n for n in (num_eval, max_eval) if n is not None]
+    if not limits or min(limits) >= global_batch_size:
+        return
+    source = (
+        f"max_eval_examples={max_eval}"
+        if max_eval is not None and max_eval < global_batch_size
+        else f"{num_eval} windows in the validation split of {dataset!r}"
+    )
+    raise InputError(
+        f"Expected the validation split to hold at least one batch of "
+        f"global_batch_size={global_batch_size} streams (a language model evaluates whole "
+        f"batches only, so no loss and perplexity would be measured). Received: {source}. Fix: "
+        "lower tfgrow.train.global_batch_size or raise tfgrow.train.max_eval_examples."
+    )
