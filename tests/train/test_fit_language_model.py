@@ -1,10 +1,13 @@
 """Keras `fit` with a GrowingCallback on your own recurrent language model (Embedding -> LSTM ->
 Dense over a vocabulary of 16): the task loss falls, units are sampled, the budget grows the
 network towards its target, the export computes the grown model's inference, and stateful LSTMs
-restart their streams at every epoch and evaluation as the launcher's do."""
+restart their streams at every epoch and evaluation as the launcher's do and refuse batches of
+another size."""
 
 import keras
 import numpy as np
+import pytest
+import tensorflow as tf
 
 import tfgrow
 from tfgrow.budget import Budget
@@ -135,3 +138,24 @@ def test_a_stateful_language_model_restarts_its_streams_each_epoch_and_evaluatio
     assert not plain.get_layer("lstm").stateful
     reset_states(model)
     np.testing.assert_allclose(plain(inputs[:batch]), model(inputs[:batch]), atol=1e-5)
+
+
+def test_a_batch_other_than_the_stateful_models_is_refused_with_the_fix():
+    # Keras' own errors were a shape mismatch inside the LSTM's scan (16 vs 8) and an assertion
+    # in the loss (a last batch of 4).
+    vocabulary, num_steps, batch = 16, 6, 8
+    tokens = keras.Input(batch_shape=(batch, num_steps), dtype="int32")
+    x = keras.layers.Embedding(vocabulary, 4)(tokens)
+    x = keras.layers.LSTM(4, return_sequences=True, stateful=True)(x)
+    model = tfgrow.grow(keras.Model(tokens, keras.layers.Dense(vocabulary)(x)))
+    model.compile(
+        keras.optimizers.SGD(1.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    windows = np.zeros((20, num_steps), np.int32)
+    with pytest.raises(ValueError, match="Expected batches of 8 rows.*Received: a batch of 16"):
+        model(windows[:16])
+    growing = GrowingCallback(Budget(target=0.5), log_every_steps=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="fit\\(..., batch_size=8\\)"):
+        model.fit(windows, windows, batch_size=8, callbacks=[growing], verbose=0)  # 8, 8, 4

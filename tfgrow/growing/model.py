@@ -113,6 +113,9 @@ class GrowingModel(MaskedStructures, keras.Model):
         self.input_names = [t._keras_history.operation.name for t in model.inputs]
         self.output_names = [t._keras_history.operation.name for t in model.outputs]
         self.input_spec_shape = tuple(model.inputs[0].shape[1:])
+        # Stateful LSTMs/GRUs keep one state per row: every batch has the model's fixed size.
+        stateful = any(isinstance(layer, RECURRENT) and layer.stateful for layer in model.layers)
+        self.stateful_batch_size = model.inputs[0].shape[0] if stateful else None
         self.built = True
 
     # ----------------------------------------------------------------- structure
@@ -139,6 +142,8 @@ class GrowingModel(MaskedStructures, keras.Model):
     def forward(self, inputs, context):
         """The model's outputs computed on the active channels and blocks of `context`."""
         inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        if self.stateful_batch_size is not None:
+            inputs = [self._checked_batch(x) for x in inputs]
         values = {
             name: _as_input(x, self.compute_dtype) for name, x in zip(self.input_names, inputs)
         }
@@ -146,6 +151,27 @@ class GrowingModel(MaskedStructures, keras.Model):
         # Float32 outputs under a mixed policy: the loss and softmax stay float32.
         outputs = [to_float32(values[name]) for name in self.output_names]
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def _checked_batch(self, x):
+        """`x` after checking it has the stateful layers' fixed batch size (statically when the
+        shape is known, else by an assertion the pass depends on)."""
+        batch = self.stateful_batch_size
+        message = (
+            f"Expected batches of {batch} rows: the stateful layers of {self.name!r} keep one "
+            "state per row of their fixed batch. Received: a batch of {}. Fix: batches of "
+            f"exactly {batch} rows (fit(..., batch_size={batch}) on a multiple of {batch} "
+            "examples, or a tf.data dataset batched with drop_remainder=True)."
+        )
+        rows = x.shape[0]
+        if rows is not None:
+            if rows != batch:
+                raise ValueError(message.format(rows))
+            return x
+        check = tf.debugging.assert_equal(
+            tf.shape(x)[0], batch, message=message.format("another size")
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
 
     def _weighted_specs(self):
         return [spec for spec in self.specs if kernels_of(spec.layer)]
