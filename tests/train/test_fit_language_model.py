@@ -16,8 +16,8 @@ from tfgrow.growing import reset_states
 from tfgrow.train.callback import GrowingCallback
 
 # The README example of fit on a recurrent model (proposed for README "Training with model.fit");
-# about 5 s on a loaded 2-core CPU. Its windows follow token t by t + 1 (mod 16): learnable in a
-# few epochs.
+# 6 s on the 2-core CPU beside other jobs (10 s at load 11). Its windows follow token t by t + 1
+# (mod 16): learnable in a few epochs.
 README_EXAMPLE = """
 import keras
 import numpy as np
