@@ -4,61 +4,35 @@ network towards its target, the export computes the grown model's inference, and
 restart their streams at every epoch and evaluation as the launcher's do and refuse batches of
 another size."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfgrow
+from tests.fixtures.processes import REPO
 from tfgrow.budget import Budget
 from tfgrow.export import plain_model
 from tfgrow.growing import reset_states
 from tfgrow.train.callback import GrowingCallback
 
-# The README example of fit on a recurrent model (proposed for README "Training with model.fit");
-# 6 s on the 2-core CPU beside other jobs (10 s at load 11). Its windows follow token t by t + 1
-# (mod 16): learnable in a few epochs.
-README_EXAMPLE = """
-import keras
-import numpy as np
 
-import tfgrow
-from tfgrow.budget import Budget
-from tfgrow.export import plain_model
-from tfgrow.train.callback import GrowingCallback
-
-vocabulary, num_steps = 16, 6
-rng = np.random.default_rng(0)
-windows = (rng.integers(0, vocabulary, size=(256, 1)) + np.arange(num_steps + 1)) % vocabulary
-inputs, targets = windows[:, :-1].astype("int32"), windows[:, 1:].astype("int32")  # your tokens
-
-tokens = keras.Input((num_steps,), dtype="int32")
-x = keras.layers.Embedding(vocabulary, 8)(tokens)
-x = keras.layers.LSTM(16, return_sequences=True)(x)
-my_language_model = keras.Model(tokens, keras.layers.Dense(vocabulary)(x))
-
-model = tfgrow.grow(my_language_model)  # one embedding dimension and one LSTM unit on
-model.compile(
-    optimizer=keras.optimizers.SGD(learning_rate=1.0),
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    # Keras' loss includes the growth penalty; this metric is the task's cross-entropy alone.
-    metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="cross_entropy")],
-    jit_compile=False,  # the active widths change every step
-)
-growing = GrowingCallback(Budget(target=0.5, lambda_channel_base=50.0), log_every_steps=0)
-history = model.fit(inputs, targets, batch_size=8, epochs=3, callbacks=[growing], verbose=2)
-print("cross-entropy per epoch:", history.history["cross_entropy"])
-print("architecture H(s):", model.architecture())  # ({'embedding': ..., 'lstm': ...}, {})
-
-plain = plain_model(model)  # stock Embedding, LSTM and Dense at the kept widths
-np.testing.assert_allclose(plain(inputs[:8]), model(inputs[:8]), atol=1e-5)
-"""
+# README "A language model of your own" (fit on a recurrent model), read from the README so the
+# two cannot drift; 6 s on the 2-core CPU beside other jobs (10 s at load 11). Its windows follow
+# token t by t + 1 (mod 16): learnable in a few epochs.
+def _readme_example():
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    section = readme[readme.index("### A language model of your own") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def test_readme_language_model_example_trains_grows_and_exports():
     keras.utils.set_random_seed(0)
     namespace = {}
-    exec(README_EXAMPLE, namespace)  # in-process: a subprocess would add ~6 s of imports
+    exec(_readme_example(), namespace)  # in-process: a subprocess would add ~6 s of imports
     model, history = namespace["model"], namespace["history"].history
     cross_entropy = history["cross_entropy"]
     assert cross_entropy[-1] < 0.9 * cross_entropy[0]  # 2.77 (log 16) -> 2.20
