@@ -100,7 +100,8 @@ def train(
         learning_rate, schedule: weight learning rate and its schedule (`SCHEDULES`).
         momentum, weight_decay: weight optimiser settings.
         gradient_clip_norm: None (off), or clip the weights' gradients to this global norm
-            (Zaremba et al.'s LSTMs: 5 or 10); methods "grow", "full" and "random" only.
+            (Zaremba et al.'s 5 or 10 clip a loss summed over 35 tokens: 5 / 35 or 10 / 35 on
+            tfgrow's per-token mean); methods "grow", "full" and "random" only.
         mask_learning_rate, mask_momentum: the logits' base learning rate (None: the
             weights'; same schedule) and momentum.
         temperature_mode, beta0, final_temperature, relaxation: METHOD.md §1.4, §1.2.

@@ -48,8 +48,9 @@ class Trainer(tf.Module):
             a masked pass over the full kernel; both give the same weights
             (tests/train/test_trainer.py). False is for that comparison.
         gradient_clip_norm: None (off), or rescale the weights' gradients (summed over
-            replicas) so that their global norm is at most this (Zaremba et al.'s LSTMs: 5 or
-            10); the logits' gradients are not clipped.
+            replicas) so that their global norm is at most this (Zaremba et al.'s 5 or 10 clip
+            a loss summed over 35 tokens: 5 / 35 or 10 / 35 on the per-token mean); the logits'
+            gradients are not clipped.
 
     Labels are `[B]` (one class per example) or `[B, T]` with logits `[B, T, classes]` (a
     language model's next tokens): the loss is the mean cross-entropy over every label, and
