@@ -11,10 +11,12 @@ and a GRU's (Keras' gate order z, r, h; `reset_after` as Keras) `h_t = m * (z h_
 A unit with m = 0 has c = h = 0 at every step, so computing only the k active units gives the
 same outputs: the executor gathers the gate blocks of the kernel (rows at the active inputs), of
 the recurrent kernel (rows and gate-block columns at the active units) and of the bias, projects
-the inputs of all time steps with one matmul, then runs `tf.scan` over time on `[batch, k]`
-states (no gather inside the loop). The same code runs ragged widths under one trace and static
-capacities under XLA (padded slots carry m = 0). Gates and states compute in the activations'
-dtype with float32 weights cast to it, as Keras' cells do under a mixed policy.
+the inputs of all time steps with one matmul, then runs a loop over time on `[batch, k]` states
+(no gather inside the loop): an LSTM with the standard activations (tanh, sigmoid) by
+`tfgrow.growing.lstm_scan` (its gradient written by hand), any other LSTM and the GRU by
+`tf.scan` of their step, differentiated by autodiff. The same code runs ragged widths under one
+trace and static capacities under XLA (padded slots carry m = 0). Gates and states compute in the
+activations' dtype with float32 weights cast to it, as Keras' cells do under a mixed policy.
 
 Stateful layers (`stateful=True`) keep `layer.states` (`[batch, units]` variables, full width):
 a pass reads them at the active units (zero at units whose mask value is 0) and writes back the
@@ -31,6 +33,7 @@ import tensorflow as tf
 
 from tfgrow.compact import gather, kernel_rows
 from tfgrow.graph.recurrent import RECURRENT, num_gates
+from tfgrow.growing.lstm_scan import is_standard, lstm_scan
 from tfgrow.masks import ActiveSet
 from tfgrow.precision import cast_like
 
@@ -75,16 +78,20 @@ def recurrent(layer, x, in_set, out_set, context):
         recurrent_bias = cast_like(recurrent_bias, x)
     mask = None if out_set.values is None else cast_like(out_set.values, x)
     initial = _initial_states(layer, x, out_set, context, tf.shape(recurrent_kernel)[0])
-    if isinstance(layer, L.LSTM):
-        step = _lstm_step(layer, recurrent_kernel, mask)
+    if isinstance(layer, L.LSTM) and is_standard(layer.cell):
+        hidden, final = lstm_scan(projected, recurrent_kernel, mask, initial)
     else:
-        step = _gru_step(layer, recurrent_kernel, recurrent_bias, mask)
-    states = tf.scan(step, projected, initializer=initial)
+        if isinstance(layer, L.LSTM):
+            step = _lstm_step(layer, recurrent_kernel, mask)
+        else:
+            step = _gru_step(layer, recurrent_kernel, recurrent_bias, mask)
+        states = tf.scan(step, projected, initializer=initial)
+        hidden, final = states[0], [s[-1] for s in states]
     if layer.stateful:
-        _write_states(layer, [s[-1] for s in states], out_set, context)
+        _write_states(layer, final, out_set, context)
     if layer.return_sequences:
-        return tf.transpose(states[0], [1, 0, 2])
-    return states[0][-1]
+        return tf.transpose(hidden, [1, 0, 2])
+    return hidden[-1]
 
 
 def _biases(layer, columns, context):
