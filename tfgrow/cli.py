@@ -18,6 +18,8 @@ import traceback
 
 from absl import app, flags
 
+from tfgrow.errors import first_paragraph
+
 flags.DEFINE_bool("traceback", False, "On an error, print the full traceback too.")
 
 EXIT_REFUSED = 2
@@ -155,7 +157,7 @@ def describe(error):
     from tfgrow.data import DatasetNotFoundError
     from tfgrow.train.validation import InputError
 
-    text = _first_paragraph(error)
+    text = first_paragraph(error, skip_line=_GIN_CONTEXT.match)
     bare = text.rstrip(".")
     name = type(error).__name__
     if isinstance(error, (InputError, ConfigError, DatasetNotFoundError)):
@@ -205,19 +207,6 @@ def _is_gin_call_error(error):
         and "In call to configurable" in message
         and ("argument" in first or "not callable" in first)
     )
-
-
-def _first_paragraph(error):
-    message = getattr(error, "message", None) or str(error) or repr(error)
-    lines = [line for line in str(message).splitlines() if not _GIN_CONTEXT.match(line)]
-    paragraph = []
-    for line in lines:
-        if not line.strip():
-            if paragraph:
-                break
-            continue
-        paragraph.append(line.strip())
-    return " ".join(paragraph)
 
 
 def _write_traceback(error):

@@ -19,6 +19,7 @@ import tfgrow.models  # noqa: F401
 import tfgrow.morphnet  # noqa: F401
 import tfgrow.train.loop  # noqa: F401
 import tfgrow.train.strategy  # noqa: F401
+from tfgrow.errors import first_line
 
 
 class ConfigError(ValueError):
@@ -93,7 +94,7 @@ def _quiet_gin_lookups():
 
 
 def _explain(error, gin_files, gin_bindings):
-    message = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else repr(error)
+    message = first_line(error).rstrip(".")
     known = _known_parameters()
     hints = []
     for binding in gin_bindings:

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 import tfgrow.data.crops as crops_lib
 import tfgrow.data.text as text_lib
 from tfgrow.data.info import DatasetInfo, DatasetNotFoundError
+from tfgrow.errors import first_line
 
 FASHION_MNIST_DIR_ENV = "TFGROW_FASHION_MNIST_DIR"
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -432,7 +433,7 @@ def _not_found_message(name, split, data_dir, looked_in, cause=None, spec=None):
             f"`apt-get install dataset-fashion-mnist`, or set {FASHION_MNIST_DIR_ENV} to a "
             f"directory with the 4 IDX .gz files, or {fix}"
         )
-    reason = f" ({str(cause).splitlines()[0]})" if cause else ""
+    reason = f" ({first_line(cause)})" if cause else ""
     return (
         f"Expected dataset {name!r} split {split!r} to be available locally (nothing is "
         f"downloaded at run time). Received: no data in {places}{reason}. To fix: {fix}."

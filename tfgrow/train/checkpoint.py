@@ -24,6 +24,8 @@ import gin
 import tensorflow as tf
 from absl import logging
 
+from tfgrow.errors import first_line
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be restored (corrupt, or from a different configuration)."""
@@ -147,13 +149,13 @@ class RunCheckpoints:
         except AssertionError as error:
             raise CheckpointError(
                 f"The checkpoint {path} does not match the model built from the gin config "
-                f"({_first_line(error)}). Resume with the configuration that wrote it "
+                f"({first_line(error)}). Resume with the configuration that wrote it "
                 "(model_dir/operative_config.gin), or use a new --model_dir."
             ) from error
         except (tf.errors.OpError, IndexError, KeyError, ValueError) as error:
             raise CheckpointError(
                 f"Could not restore the checkpoint {path}: {type(error).__name__}: "
-                f"{_first_line(error)}. Its files ({path}.index, {path}.data-*) look corrupt "
+                f"{first_line(error)}. Its files ({path}.index, {path}.data-*) look corrupt "
                 "or truncated. " + self._fallback_advice(path)
             ) from error
         if self.clock is not None:
@@ -246,8 +248,3 @@ def _number(path):
         return int(path.rsplit("-", 1)[-1])
     except ValueError:
         return -1
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else repr(error)

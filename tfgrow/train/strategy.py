@@ -5,6 +5,8 @@ import os
 import gin
 import tensorflow as tf
 
+from tfgrow.errors import first_line
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 MAX_CPU_DEVICES = 64  # logical CPU devices; each holds a copy of the model
 
@@ -68,7 +70,7 @@ def _tpu_strategy(tpu):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error, if_empty=type(error).__name__)
         raise ValueError(
             f"Expected --tpu to name a Cloud TPU this machine can reach ('local' on a TPU VM). "
             f"Received: --tpu={tpu!r}, which could not be resolved ({reason}). Fix: check the "

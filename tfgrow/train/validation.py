@@ -16,6 +16,7 @@ import tempfile
 import keras
 
 from tfgrow import data as data_lib
+from tfgrow.errors import first_line, first_sentence
 from tfgrow.growing.structures import MaskedStructures  # both engines' growing networks
 from tfgrow.train.methods import GROWING_RUN_METHODS
 
@@ -309,7 +310,7 @@ def checked_builder(model_fn, growing_network):
             raise InputError(
                 f"Expected tfgrow.train.model_fn to accept (input_shape, num_classes"
                 f"{', ' + ', '.join(f'{k}=...' for k in kwargs) if kwargs else ''}). Received: "
-                f"{builder}, which failed with: {str(error).splitlines()[0]}. Fix: {fix}."
+                f"{builder}, which failed with: {first_line(error)}. Fix: {fix}."
             ) from error
         except ValueError as error:
             if language_model:
@@ -318,7 +319,7 @@ def checked_builder(model_fn, growing_network):
             raise InputError(
                 f"Expected tfgrow.train.model_fn to build a model for the dataset's images of "
                 f"shape {tuple(input_shape)}. Received: {builder}, which failed with: "
-                f"{_first_sentence(error)}. Fix: train language models on a text dataset "
+                f"{first_sentence(error)}. Fix: train language models on a text dataset "
                 f"(tfgrow.train.dataset in {tuple(data_lib.text.TEXT_DATASETS)}), image "
                 "models on image datasets."
             ) from error
@@ -334,10 +335,6 @@ def checked_builder(model_fn, growing_network):
         return model
 
     return build
-
-
-def _first_sentence(error):
-    return str(error).splitlines()[0].split(". ")[0].rstrip(".")
 
 
 def _is_functional(model):
