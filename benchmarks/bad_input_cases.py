@@ -126,8 +126,8 @@ def _cases_of_training():
         binding(
             "builder", "tfgrow.train.model_fn=@tfgrow.models.resnet_cifar", files=(MORPHNET, TINY)
         ),
-        binding("builder", "tfgrow.models.resnet_cifar.depth=21"),
-        binding("builder", "tfgrow.models.resnet_cifar.widths=(16, 32)"),
+        binding("builder", "tfgrow.models.keras_resnet_cifar.depth=21"),
+        binding("builder", "tfgrow.models.keras_resnet_cifar.width_multiplier=0"),
         binding("budget", "tfgrow.Budget.target=0"),
         binding("budget", "tfgrow.Budget.target=1.5"),
         binding("budget", "tfgrow.Budget.target='0.3'"),

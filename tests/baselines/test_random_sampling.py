@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfgrow
 from tests.fixtures.processes import contract_problems, launch
 from tfgrow import cost as cost_lib
 from tfgrow.baselines import random_sampling
 from tfgrow.masks import Temperature, step_seed
-from tfgrow.models import basic3resnet, resnet_cifar
+from tfgrow.models import basic3resnet, keras_resnet_cifar, resnet_cifar
 
 
 def test_every_structure_is_drawn_with_frequency_p_and_mask_value_one():
@@ -100,7 +101,8 @@ def test_a_tiny_random_run_ends_at_its_seeded_draw_with_frozen_logits(config, tm
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert contract_problems(summary) == []
     assert summary["method"] == "random" and summary["budget_target"] == 0.3
-    network = resnet_cifar((28, 28, 1), 10)
+    # The run's network: configs/models/resnet20.gin, channels only (the graph engine).
+    network = tfgrow.grow(keras_resnet_cifar((28, 28, 1), 10), grow_layers=False)
     p = random_sampling.random_probability(
         network, 0.3, "params", match="cost" if config == "random_matched" else "structures"
     )

@@ -1,4 +1,9 @@
-"""configs/models/*.gin of the plain builders: each one include away from a model of its family."""
+"""configs/models/*.gin: each one include away from a model of its family.
+
+The plain builders' configs build stock Keras models (MorphNet, width multiplier); the growing
+configs (resnet20, vgg16, basic3resnet, plain3net) grow them on the graph engine. The
+hand-written engine's ResNet-20 stays reachable for issue 11's engine comparison only.
+"""
 
 import os
 import re
@@ -8,7 +13,8 @@ import pytest
 
 from tests.fixtures.processes import REPO
 from tfgrow import config, models
-from tfgrow.graph import analyze
+from tfgrow.graph import analyze, count_model
+from tfgrow.growing import GrowingModel
 
 # config -> (builder, name of the model it builds)
 CONFIGS = {
@@ -53,6 +59,45 @@ def test_a_model_config_builds_its_architecture_through_tfgrow_train_model_fn(na
         }
 
 
+# growing config -> (its plain builder, the source model's name, kind of its gated blocks)
+GROWN_CONFIGS = {
+    "resnet20": ("keras_resnet_cifar", "resnet20", None),
+    "vgg16": ("vgg16_bn", "vgg16_bn", None),
+    "basic3resnet": ("autogrow_basic3resnet", "basic3resnet", "residual"),
+    "plain3net": ("autogrow_plain3net", "plain3net", "plain"),
+}
+
+
+def _model_fn(config_name, bindings=()):
+    bindings = ["tfgrow.train.dataset = 'x'", *bindings]
+    config.parse([f"configs/models/{config_name}.gin"], bindings, search_path=REPO)
+    return gin.query_parameter("tfgrow.train.model_fn").scoped_configurable_fn
+
+
+@pytest.mark.parametrize("name", sorted(GROWN_CONFIGS))
+def test_a_growing_model_config_grows_its_plain_builder_on_the_graph_engine(name):
+    builder, model_name, gated_kind = GROWN_CONFIGS[name]
+    bindings = [f"tfgrow.models.{builder}.width_multiplier = 0.125", "MAX_BLOCKS_PER_STAGE = 2"]
+    model_fn = _model_fn(name, bindings if gated_kind else bindings[:1])
+    grown = model_fn((16, 16, 1), 10)
+    assert isinstance(grown, GrowingModel) and grown.source.name == model_name
+    # Layer growing: one gated block per stage at 2 blocks per stage, of the family's kind.
+    gated = [block for block in grown.blocks if block.gated]
+    assert len(gated) == (3 if gated_kind else 0)
+    assert {block.kind for block in gated} <= {gated_kind}
+    full = model_fn((16, 16, 1), 10, growing=False)  # the "full" method: no sampling
+    assert not full.growing and full.full_cost() == count_model(full.source)
+
+
+def test_the_resnet20_configs_of_both_engines_build_the_same_full_network():
+    graph_engine = _model_fn("resnet20")((28, 28, 1), 10, growing=False)
+    gin.clear_config()
+    hand_written = _model_fn("resnet20_hand_written")((28, 28, 1), 10, growing=False)
+    assert isinstance(hand_written, models.GrowingNetwork)
+    # ResNet-20 on Fashion-MNIST: the full network of fashion_mnist_resnet20_full.gin.
+    assert graph_engine.full_cost() == hand_written.full_cost() == (272186, 62043904)
+
+
 def block_counts(model):
     """Stage -> its number of blocks, from the `stage{s}_block{b}_out` / `_add` layer names."""
     blocks = set()
@@ -74,6 +119,12 @@ STAGE_BUILDERS = {
     ),
     "autogrow_plain4net": lambda: models.autogrow_plain4net(
         (32, 32, 1), 3, 0.0625, max_blocks_per_stage=4
+    ),
+    "autogrow_basic3resnet": lambda: models.autogrow_basic3resnet(
+        (8, 8, 1), 3, 0.125, max_blocks_per_stage=4
+    ),
+    "autogrow_plain3net": lambda: models.autogrow_plain3net(
+        (8, 8, 1), 3, 0.125, max_blocks_per_stage=4
     ),
     "basic3resnet": lambda: models.basic3resnet((8, 8, 1), 3, 4, widths=(2, 2, 2)),
 }

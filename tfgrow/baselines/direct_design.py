@@ -2,10 +2,14 @@
 
 The source is a finished growing run (`tfgrow.DirectDesign.source_run_dir`): its `summary.json`
 `architecture` (channel group -> width) and `blocks` (block -> 0/1) are applied to the same
-growable model (`tfgrow.train.model_fn`, e.g. `resnet_cifar`), converted to stock Keras layers
-(`tfgrow.export.build_plain_model`), re-initialised (he_normal kernels, as the growable layers
-start; BN at gamma 1, beta 0) and trained for `tfgrow.train.epochs` on the run's schedule. The
-run refuses a source that has not finished or that grew another model or dataset.
+growing model (`tfgrow.train.model_fn`, e.g. `@tfgrow.grown_model` of configs/models/resnet20.gin):
+its source Keras model rebuilt at those widths through the graph engine's one weight slicer
+(`tfgrow.growing.plain.plain_keras_model`), re-initialised (he_normal kernels; BN at gamma 1,
+beta 0) and trained for `tfgrow.train.epochs` on the run's schedule. A source run of the
+hand-written engine (`tfgrow.models.resnet_cifar`, configs/models/resnet20_hand_written.gin) is
+rebuilt by `tfgrow.export.build_plain_model` when this run uses the same model config, until that
+engine is retired (issue 11). The run refuses a source that has not finished or that grew another
+model, dataset or engine.
 """
 
 import json
@@ -16,7 +20,9 @@ import keras
 import numpy as np
 from absl import logging
 
-from tfgrow.export import build_plain_model
+from tfgrow.export import build_plain_model, full_plain_model
+from tfgrow.growing.model import GrowingModel
+from tfgrow.growing.plain import plain_keras_model
 from tfgrow.train import plain
 
 SOURCE_METHODS = ("grow", "random")
@@ -70,7 +76,9 @@ def read_source(source_run_dir, model_name, dataset, channel_groups, gated_block
     if missing:
         raise ValueError(
             f"The source run's architecture does not fit {model_name!r}: groups or blocks "
-            f"{missing[:6]} differ. Received: {path}"
+            f"{missing[:6]} differ. Received: {path}. Use the source run's model config (a run "
+            "of the hand-written engine, groups 'stage1', 'stage1_block1', ...: "
+            "configs/models/resnet20_hand_written.gin)."
         )
     for name, width in architecture.items():
         if not 1 <= int(width) <= channel_groups[name]:
@@ -95,18 +103,21 @@ def build_model(network, architecture, blocks, seed):
     """The stock Keras model of `network` at `architecture` and `blocks`, freshly initialised.
 
     Args:
-        network: the growable model of the source run (`GrowingNetwork`).
+        network: the growing model of the source run: a `GrowingModel` (`tfgrow.grow`), or a
+            hand-written `GrowingNetwork` until that engine is retired.
         architecture: channel group -> width (the first `width` channels are kept: all are
             re-initialised, so which ones does not matter).
-        blocks: block -> 0/1; gated blocks at 0 are removed.
+        blocks: block -> 0/1; gated blocks at 0 are removed, the others compute their branch as
+            the source model does (a plain block: F(x)).
         seed: seed of the fresh kernels.
     """
     channels = {
         name: (np.arange(width), np.ones([width], np.float32))
         for name, width in architecture.items()
     }
-    gates = {name: 1.0 if blocks[name] else None for name in network.gate_groups}
-    return reinitialise(build_plain_model(network, channels, gates), seed)
+    gates = {name: None for name in network.gate_groups if not blocks[name]}
+    rebuild = plain_keras_model if isinstance(network, GrowingModel) else build_plain_model
+    return reinitialise(rebuild(network, channels, gates), seed)
 
 
 def run(**settings):
@@ -126,7 +137,7 @@ def run(**settings):
         )
     architecture = {name: int(width) for name, width in source["architecture"].items()}
     blocks = {name: int(on) for name, on in source["blocks"].items()}
-    full_model = baseline.build(build_plain_model, network, {}, {})
+    full_model = baseline.build(full_plain_model, network)
     model = baseline.build(build_model, network, architecture, blocks, baseline.seed + 1)
     return baseline.train_from_scratch(
         model,

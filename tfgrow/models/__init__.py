@@ -6,10 +6,12 @@ stock layers (the paper's zoo; MorphNet and width-multiplier runs use them as th
 (`keras.applications` models, `weights=None`), and AutoGrow's seeds `autogrow_basic3resnet`,
 `autogrow_plain3net`, `autogrow_bottleneck4resnet`, `autogrow_plain4net` (with
 `plain_blocks(model)`, their plain-block declarations); `lstm_language_model`, a word-level
-stacked-LSTM language model built for a fixed `batch_size` (stateful LSTMs).
+stacked-LSTM language model built for a fixed `batch_size` (stateful LSTMs). Growing configs
+grow them on the graph engine (`tfgrow.grown_model`).
 
-Growable builders in tfgrow's own layers, `(input_shape, num_classes, growing=...) ->
-GrowingNetwork`: `resnet_cifar`, `vgg16`, `basic3resnet`, `plain3net`.
+The hand-written engine's growable builders in tfgrow's own layers, `(input_shape, num_classes,
+growing=...) -> GrowingNetwork`: `resnet_cifar`, `vgg16`, `basic3resnet`, `plain3net`; no config
+uses them but issue 11's engine comparison (configs/models/resnet20_hand_written.gin).
 """
 
 from tfgrow.models.autogrow import (
