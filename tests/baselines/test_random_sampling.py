@@ -11,11 +11,18 @@ from tests.fixtures.processes import contract_problems, launch
 from tfgrow import cost as cost_lib
 from tfgrow.baselines import random_sampling
 from tfgrow.masks import Temperature, step_seed
-from tfgrow.models import basic3resnet, keras_resnet_cifar, resnet_cifar
+from tfgrow.models import autogrow_basic3resnet, keras_resnet_cifar
+from tfgrow.run_export import restore_network
+
+
+def _resnet20(input_shape):
+    """ResNet-20 (stage widths 16, 32, 64: 336 channels in 12 groups) with 10 classes, channels
+    grown (no block gates), as the random configs grow it."""
+    return tfgrow.grow(keras_resnet_cifar(input_shape, 10), grow_layers=False)
 
 
 def test_every_structure_is_drawn_with_frequency_p_and_mask_value_one():
-    network = basic3resnet((8, 8, 1), 10, max_blocks_per_stage=3)
+    network = tfgrow.grow(autogrow_basic3resnet((8, 8, 1), 10, max_blocks_per_stage=3))
     random_sampling.prepare(network, 0.3, seed=0)
     temperature = Temperature(num_epochs=1.0)
 
@@ -49,27 +56,27 @@ def test_every_structure_is_drawn_with_frequency_p_and_mask_value_one():
 
 
 def test_the_final_architecture_keeps_each_structure_with_probability_p_seeded():
-    network = resnet_cifar((8, 8, 1), 10)
+    network = _resnet20((8, 8, 1))
     kept = random_sampling.prepare(network, 0.3, seed=7)
     widths, _ = network.architecture()
     assert widths == {name: int(keep.sum()) for name, keep in kept.items()}
     fraction = sum(widths.values()) / sum(g.size for g in network.channel_groups.values())
     assert abs(fraction - 0.3) < 4 * np.sqrt(0.21 / 336)  # 336 channels
-    again = resnet_cifar((8, 8, 1), 10)
+    again = _resnet20((8, 8, 1))
     random_sampling.prepare(again, 0.3, seed=7)
     assert again.architecture()[0] == widths
-    other = resnet_cifar((8, 8, 1), 10)
+    other = _resnet20((8, 8, 1))
     random_sampling.prepare(other, 0.3, seed=8)
     assert other.architecture()[0] != widths
 
 
 def test_a_probability_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="Received: 1.5"):
-        random_sampling.prepare(resnet_cifar((8, 8, 1), 10), 1.5, seed=0)
+        random_sampling.prepare(_resnet20((8, 8, 1)), 1.5, seed=0)
 
 
 def test_p_equals_the_target_unless_matched_to_its_cost():
-    network = resnet_cifar((28, 28, 1), 10)
+    network = _resnet20((28, 28, 1))
     assert random_sampling.random_probability(network, 0.3, "params") == 0.3
     p = random_sampling.random_probability(network, 0.3, "params", match="cost")
     # Conv params scale with p^2 (both sides drawn), so p lands near sqrt(0.3) = 0.548.
@@ -101,8 +108,7 @@ def test_a_tiny_random_run_ends_at_its_seeded_draw_with_frozen_logits(config, tm
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert contract_problems(summary) == []
     assert summary["method"] == "random" and summary["budget_target"] == 0.3
-    # The run's network: configs/models/resnet20.gin, channels only (the graph engine).
-    network = tfgrow.grow(keras_resnet_cifar((28, 28, 1), 10), grow_layers=False)
+    network, *_ = restore_network(str(tmp_path))  # the network the run's config builds
     p = random_sampling.random_probability(
         network, 0.3, "params", match="cost" if config == "random_matched" else "structures"
     )
@@ -115,9 +121,9 @@ def test_a_tiny_random_run_ends_at_its_seeded_draw_with_frozen_logits(config, tm
 
 
 def test_static_capacities_are_planned_from_p_not_from_the_logits():
-    network = resnet_cifar((8, 8, 1), 10)
+    network = _resnet20((8, 8, 1))
     random_sampling.prepare(network, 0.3, seed=0)
     bounds = network.sampling_bounds(Temperature(num_epochs=1.0), 0.0)
     # Mean plus 4 standard deviations of Binomial(n, 0.3), floored: 16 -> 4.8 + 7.33, 64 ->
     # 19.2 + 14.66. From the logits (sigma(+-3) = 0.95 / 0.05) they would follow the final draw.
-    assert bounds["stage1"] == 12 and bounds["stage3"] == 33
+    assert bounds["stem_conv"] == 12 and bounds["stage3_block1_2_conv"] == 33  # 16 and 64 wide

@@ -107,8 +107,10 @@ REFUSED = [
     # An image model on a text dataset, and a language model on an image dataset.
     (
         "text",
-        bindings("tfgrow.train.model_fn=@tfgrow.models.resnet_cifar", files=(GLOSSES, TINY)),
-        ["resnet_cifar", "batch_size", "configs/models/lstm_lm_small.gin"],
+        bindings(
+            "tfgrow.grown_model.builder=@tfgrow.models.keras_resnet_cifar", files=(GLOSSES, TINY)
+        ),
+        ["keras_resnet_cifar", "batch_size", "configs/models/lstm_lm_small.gin"],
     ),
     (
         "text",
@@ -127,7 +129,7 @@ REFUSED = [
     ("builder", bindings("tfgrow.train.model_fn=3"), ["model builder function", "3 (int)"]),
     (
         "builder",
-        bindings("tfgrow.train.model_fn=@tfgrow.models.resnet_cifar()"),
+        bindings("tfgrow.train.model_fn=@tfgrow.models.keras_resnet_cifar()"),
         ["without '()'", "input_shape"],
     ),
     (
@@ -137,8 +139,12 @@ REFUSED = [
     ),
     (
         "builder",
-        bindings("tfgrow.train.model_fn=@tfgrow.models.resnet_cifar", files=(MORPHNET, TINY)),
-        ["Keras functional model", "GrowingNetwork"],
+        bindings(
+            "tfgrow.train.model_fn=@tfgrow.grown_model",
+            "tfgrow.grown_model.builder=@tfgrow.models.keras_resnet_cifar",
+            files=(MORPHNET, TINY),
+        ),
+        ["Keras functional model", "GrowingModel"],
     ),
     ("gin", bindings("tfgrow.train.epoch=3"), ["did you mean tfgrow.train.epochs"]),
     ("gin", bindings("tfgrow.Budget.target=%BUDGT_TARGET"), ["BUDGT_TARGET"]),

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfgrow.models
+import tfgrow
 from tfgrow.budget import Budget
 from tfgrow.export import plain_model
+from tfgrow.models import keras_resnet_cifar
 from tfgrow.train.callback import GrowingCallback
 
 EXPECTED = "Expected images of shape (batch, 28, 28, 1), the shape resnet20 was built for"
@@ -18,7 +19,7 @@ EXPECTED = "Expected images of shape (batch, 28, 28, 1), the shape resnet20 was 
 
 @pytest.fixture(scope="module")
 def network():
-    return tfgrow.models.resnet_cifar((28, 28, 1), 10)
+    return tfgrow.grow(keras_resnet_cifar((28, 28, 1), 10, width_multiplier=0.25))
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.fixtures.runs import tiny_basic3resnet
 from tfgrow.masks import Temperature
-from tfgrow.models import basic3resnet
 
 TEMPERATURE = Temperature(1.0, 16.0, "structure", 4.0)  # gamma = 2
+# Stage 1 of Basic3ResNet: its stream (4 channels), block2's inner conv (4) and block2's gate.
+STREAM, INNER, GATE = "stem_conv", "stage1_block2_1_conv", "stage1_block2_add_gate"
 
 
 def sigmoid(x):
@@ -17,14 +19,14 @@ def sigmoid(x):
 
 @pytest.fixture
 def network():
-    network = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 4, 4))
+    network = tiny_basic3resnet()  # stage widths 4, 8, 16; block2 of every stage gated
     groups = network.group_variables()
     rng = np.random.default_rng(0)
     for group in groups.values():
         group.logits.assign(rng.uniform(-3, 3, group.size).astype(np.float32))
-    groups["stage1_block2_gate"].logits.assign([-3.0])  # off, as a fresh seed's gates
-    groups["stage1_block2_gate"].counters.assign([1.0])  # beta = 2
-    groups["stage1_block2"].counters.assign([0.0, 1.0, 2.0, 0.0])  # betas 1, 2, 4, 1
+    groups[GATE].logits.assign([-3.0])  # off, as a fresh seed's gates
+    groups[GATE].counters.assign([1.0])  # beta = 2
+    groups[INNER].counters.assign([0.0, 1.0, 2.0, 0.0])  # betas 1, 2, 4, 1
     return network
 
 
@@ -36,10 +38,11 @@ def test_penalty_counts_channels_of_gated_blocks_with_the_block_probability(netw
     }
     expected_channels = 0.0
     for name in network.channel_groups:
-        gate = f"{name}_gate" if name.endswith("block2") else None
+        # The inner conv of block2 lies in its gated branch; the streams do not.
+        gate = name.replace("_1_conv", "_add_gate") if "_block2_" in name else None
         weight = probabilities[gate][0] if gate else 1.0
         expected_channels += weight * probabilities[name].sum()
-    expected_layers = sum(probabilities[f"stage{i}_block2_gate"][0] for i in (1, 2, 3))
+    expected_layers = sum(probabilities[f"stage{i}_block2_add_gate"][0] for i in (1, 2, 3))
     channels, layers = network.mask_penalty(TEMPERATURE, epoch=0.0)
     assert float(channels) == pytest.approx(expected_channels, rel=1e-5)
     assert float(layers) == pytest.approx(expected_layers, rel=1e-5)
@@ -51,7 +54,7 @@ def test_budget_term_barely_moves_the_channels_of_a_block_that_is_off(network):
     # channel outside any gated block; before, the two moved alike, and Basic3ResNet's off blocks
     # grew to full width and turned on at full width (budget overshoot 35% -> 40.5%).
     groups = network.group_variables()
-    inner, stream, gate = groups["stage1_block2"], groups["stage1"], groups["stage1_block2_gate"]
+    inner, stream, gate = groups[INNER], groups[STREAM], groups[GATE]
     stream.logits.assign(inner.logits)
     stream.counters.assign(inner.counters)
     with tf.GradientTape() as tape:

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tests.fixtures.processes import run_module
+from tests.fixtures.runs import tiny_basic3resnet
 from tfgrow.masks import Temperature
-from tfgrow.models import basic3resnet
 from tfgrow.plots import growing, run
 from tfgrow.plots.events import read_scalars
 from tfgrow.plots.scalars import architecture_scalars, stage_of
@@ -60,25 +60,27 @@ def test_read_scalars_keeps_the_last_value_of_a_repeated_step_and_skips_images(t
 
 
 def test_architecture_scalars_count_blocks_per_stage_and_channels_of_off_blocks_as_zero():
-    network = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=3, widths=(4, 6, 8))
+    network = tiny_basic3resnet(max_blocks_per_stage=3)  # stage widths 4, 8, 16
     groups = network.group_variables()
     # stage1: block2 on with 3 of 4 inner channels, block3 off with all 4 inner channels on.
-    groups["stage1_block2_gate"].logits.assign([2.0])
-    groups["stage1_block2"].logits.assign([1.0, 1.0, 1.0, -1.0])
-    groups["stage1_block3"].logits.assign([1.0, 1.0, 1.0, 1.0])
-    groups["stage1"].logits.assign([1.0, 1.0, -1.0, -1.0])
-    groups["stage1_block1"].counters.assign([2.0, 0.0, 0.0, 0.0])
+    groups["stage1_block2_add_gate"].logits.assign([2.0])
+    groups["stage1_block2_1_conv"].logits.assign([1.0, 1.0, 1.0, -1.0])
+    groups["stage1_block3_1_conv"].logits.assign([1.0, 1.0, 1.0, 1.0])
+    groups["stem_conv"].logits.assign([1.0, 1.0, -1.0, -1.0])  # the stage-1 stream
+    groups["stage1_block1_1_conv"].counters.assign([2.0, 0.0, 0.0, 0.0])
     temperature = Temperature(1.0, 16.0, "structure", 4.0)  # gamma = 2
     scalars = architecture_scalars(network, temperature, epoch=1.0, budget_target=0.3)
     assert scalars["stage_blocks/stage1"] == 2.0  # block1 (ungated) + block2
     assert scalars["stage_blocks/stage2"] == 1.0
-    assert scalars["active_fraction/stage1_block3"] == 1.0  # its own width, block off or not
-    # stage1 groups: stage1 2/4, block1 1/4 (seed), block2 3/4, block3 counted 0 of 4.
-    assert scalars["stage_fraction/stage1"] == pytest.approx((2 + 1 + 3 + 0) / 16)
-    assert scalars["temperature/stage1_block1"] == pytest.approx((4.0 + 1 + 1 + 1) / 4)
-    assert scalars["temperature/stage1_block2_gate"] == pytest.approx(1.0)
+    assert scalars["active_fraction/stage1_block3_1_conv"] == 1.0  # its own width, block off or not
+    # stage1 groups: block1 1/4 (seed), block2 3/4, block3 counted 0 of 4. The stage-1 stream is
+    # named after the stem conv, so it counts for the network (2/4), not for stage1.
+    assert scalars["stage_fraction/stage1"] == pytest.approx((1 + 3 + 0) / 12)
+    assert scalars["stage_fraction/network"] == pytest.approx(2 / 4)
+    assert scalars["temperature/stage1_block1_1_conv"] == pytest.approx((4.0 + 1 + 1 + 1) / 4)
+    assert scalars["temperature/stage1_block2_add_gate"] == pytest.approx(1.0)
     assert scalars["budget/target"] == 0.3
-    assert stage_of("stage2_block3_gate") == "stage2" and stage_of("conv3") == "network"
+    assert stage_of("stage2_block3_add_gate") == "stage2" and stage_of("conv3") == "network"
 
 
 def test_growing_figures_have_their_panels_and_are_valid_pngs(tmp_path):

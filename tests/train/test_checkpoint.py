@@ -4,15 +4,15 @@ optimiser slots, step, lambdas and FLOP accumulators."""
 import numpy as np
 import tensorflow as tf
 
+from tests.fixtures.runs import tiny_resnet
 from tfgrow.budget import Budget
 from tfgrow.masks import Temperature
-from tfgrow.models import resnet_cifar
 from tfgrow.train.checkpoint import make_checkpoint
 from tfgrow.train.trainer import Trainer
 
 
 def _build():
-    network = resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4))
+    network = tiny_resnet(depth=20)  # gated blocks: gate logits and counters are run state too
     schedule = lambda step: 0.1  # noqa: E731
     trainer = Trainer(
         network,

@@ -153,7 +153,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
     for _ in range(2):
         trainer.train_step(batch)
         checkpoints.save(trainer.read("step"))
-    saved_kernel = network.layer_sequence[0].kernel.numpy()  # at step 2
+    saved_kernel = network.source.get_layer("stem_conv").kernel.numpy()  # at step 2
     previous, latest = str(tmp_path / "ckpt-1"), str(tmp_path / "ckpt-2")
     data_file = latest + ".data-00000-of-00001"
     size = os.path.getsize(data_file)
@@ -173,7 +173,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_how_to_fall_back(tmp_path):
         make_checkpoint(network, trainer), str(tmp_path), fall_back=True
     ).restore()
     assert restored == previous and trainer.read("step") == 1
-    assert not np.array_equal(network.layer_sequence[0].kernel.numpy(), saved_kernel)
+    assert not np.array_equal(network.source.get_layer("stem_conv").kernel.numpy(), saved_kernel)
 
 
 def test_a_missing_only_checkpoint_says_to_start_over(tmp_path):

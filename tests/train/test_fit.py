@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfgrow
 from tests.fixtures.processes import REPO, run_script
+from tests.fixtures.runs import tiny_basic3resnet, tiny_resnet
 from tfgrow.budget import Budget
 from tfgrow.layers.blocks import GrowableBlock
 from tfgrow.layers.conv import GrowableConv2D, GrowableDense
 from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
-from tfgrow.models import GrowingNetwork, basic3resnet, resnet_cifar
 from tfgrow.train.callback import GrowingCallback
 from tfgrow.train.errors import NonFiniteLossError
 
@@ -57,7 +58,7 @@ def test_readme_fit_example_runs_as_written(tmp_path):
 
 def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
     keras.utils.set_random_seed(0)
-    network = _compiled(resnet_cifar((8, 8, 1), 3, widths=(8, 8, 8)), momentum=0.0)
+    network = _compiled(tiny_resnet(width_multiplier=0.5), momentum=0.0)  # widths 8, 16, 32
     off_logits = {name: group.logits.numpy() < 0 for name, group in network.channel_groups.items()}
     before = {name: group.logits.numpy() for name, group in network.channel_groups.items()}
     images, labels = _data()
@@ -70,7 +71,7 @@ def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
         assert np.all(moved[off_logits[name]] > 0), name
     # Counters count epochs active: the seed channel (p = sigma(3) = 0.95) was active in most of
     # the 8 steps, each worth 1/4 epoch; channels never sampled stay at 0.
-    stem_counters = network.channel_groups["stage1"].counters.numpy()
+    stem_counters = network.channel_groups["stem_conv"].counters.numpy()  # the stage-1 stream
     assert 1.0 <= stem_counters[0] <= 2.0
     assert callback.update.read("train_flops") < callback.update.read("train_flops_full")
     assert history.history["train_cost_savings"][-1] > 1.0
@@ -81,10 +82,17 @@ def test_fit_samples_grows_under_budget_and_advances_counters(tmp_path):
     assert {"fit/budget_fraction", "fit/lambda_channel", "fit/loss"} <= tags
 
 
+def test_a_mask_group_config_round_trips():
+    group = MaskGroup(5, kind="layer", num_on=0, logit_on=2.0, parent="p", name="group")
+    config = group.get_config()
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(group))
+    assert type(clone) is MaskGroup and clone.get_config() == config
+
+
 def test_every_growable_layer_config_round_trips():
+    """The hand-written engine's layers (tfgrow/layers/)."""
     block = GrowableBlock(8, "a", "b", "c", strides=2, projection=True, name="block")
     layers = [
-        MaskGroup(5, kind="layer", num_on=0, logit_on=2.0, parent="p", name="group"),
         GrowableConv2D(6, (3, 1), 2, input_group="a", output_group="b", name="conv"),
         GrowableDense(4, input_group="b", use_batch_norm=False, use_bias=True, name="dense"),
         block,
@@ -101,7 +109,7 @@ def test_save_and_load_mid_training_resumes_fit_exactly(tmp_path):
 
     def network():
         keras.utils.set_random_seed(0)
-        model = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+        model = tiny_basic3resnet()
         for group in model.group_variables().values():
             group.logits.assign(tf.fill(group.logits.shape, 0.5))  # blocks and channels mixed
         return _compiled(model)
@@ -139,13 +147,13 @@ def test_save_and_load_mid_training_resumes_fit_exactly(tmp_path):
 
 
 def test_a_growing_network_needs_the_callback_to_train():
-    network = _compiled(resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4)))
+    network = _compiled(tiny_resnet())
     with pytest.raises(ValueError, match="Expected a GrowingCallback"):
         network.fit(*_data(16), batch_size=8, epochs=1, verbose=0)
 
 
 def test_a_non_finite_loss_stops_fit_at_its_step():
-    network = _compiled(resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4)), learning_rate=1e30)
+    network = _compiled(tiny_resnet(), learning_rate=1e30)
     callback = GrowingCallback(Budget(target=0.5), log_every_steps=0)
     with pytest.raises(NonFiniteLossError, match="Non-finite training loss at step"):
         network.fit(*_data(64), batch_size=8, epochs=3, callbacks=[callback], verbose=0)
@@ -154,11 +162,10 @@ def test_a_non_finite_loss_stops_fit_at_its_step():
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
-    import sys
     import keras, numpy as np, tensorflow as tf
     import tfgrow
     from tfgrow.budget import Budget
-    from tfgrow.models import basic3resnet, keras_resnet_cifar
+    from tfgrow.models import keras_resnet_cifar
     from tfgrow.train.callback import GrowingCallback
     from tfgrow.train.strategy import make_strategy
 
@@ -167,10 +174,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     images = rng.normal(size=(32, 8, 8, 1)).astype("float32")
     labels = rng.integers(0, 3, 32).astype("int32")
 
-    def build():
-        if sys.argv[1] == "graph":
-            return tfgrow.grow(keras_resnet_cifar((8, 8, 1), 3, width_multiplier=0.5))
-        return basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 6, 8))
+    def build():  # ResNet-20: channels and the gates of 6 blocks
+        return tfgrow.grow(keras_resnet_cifar((8, 8, 1), 3, width_multiplier=0.25))
 
     def run(strategy):
         keras.utils.set_random_seed(0)
@@ -202,17 +207,16 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("engine", ["network", "graph"])
-def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device(engine):
-    result = run_script(MIRRORED_SCRIPT, engine, timeout=600)
+def test_fit_under_mirrored_strategy_on_two_cpus_matches_one_device():
+    result = run_script(MIRRORED_SCRIPT, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "FIT_MIRRORED_OK" in result.stdout
 
 
 def test_a_full_network_fits_without_the_callback_and_updates_batch_norm():
     keras.utils.set_random_seed(0)
-    network = _compiled(resnet_cifar((8, 8, 1), 3, widths=(4, 4, 4), growing=False))
-    stem = network.layer_sequence[0]
+    network = _compiled(tiny_resnet(growing=False))
+    stem = network.source.get_layer("stem_bn")
     moving_mean = stem.moving_mean.numpy()
     history = network.fit(*_data(32), batch_size=8, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
@@ -221,23 +225,13 @@ def test_a_full_network_fits_without_the_callback_and_updates_batch_norm():
 
 def test_a_network_of_your_own_fits_and_round_trips(tmp_path):
     keras.utils.set_random_seed(0)
-    network = GrowingNetwork(
-        [
-            GrowableConv2D(8, 3, output_group="features", name="conv"),
-            Pool2D("global_average", name="pool"),
-            GrowableDense(
-                3,
-                input_group="features",
-                use_batch_norm=False,
-                use_bias=True,
-                activation="linear",
-                name="classifier",
-            ),
-        ],
-        [MaskGroup(8, name="features")],
-        (8, 8, 1),
-        name="mine",
-    )
+    inputs = keras.Input((8, 8, 1), name="images")
+    # A conv's channels grow when a batch norm follows it (as MorphNet's groups need).
+    features = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="features")(inputs)
+    features = keras.layers.BatchNormalization(name="features_bn")(features)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    outputs = keras.layers.Dense(3, name="classifier")(pooled)
+    network = tfgrow.grow(keras.Model(inputs, outputs, name="mine"))
     _compiled(network)
     images, labels = _data(32)
     callback = GrowingCallback(Budget(target=0.5), log_every_steps=0)

@@ -1,4 +1,5 @@
-"""Training runs that crashed natively (oneDNN#6035, `tfgrow/layers/conv_ops.py`) now finish.
+"""Training runs that crashed natively (oneDNN#6035, `tfgrow/layers/conv_ops.py`, which the graph
+engine's executors and MorphNet's phases install) now finish.
 
 Before the workaround, each of these died with a segmentation fault or a glibc abort
 ("corrupted size vs. prev_size") in nearly every run: the filter gradient of a strided 1x1
@@ -19,14 +20,15 @@ from tests.fixtures.processes import REPO
 FIT_64 = """
 import keras
 import numpy as np
-import tfgrow.models
+import tfgrow
 from tfgrow.budget import Budget
+from tfgrow.models import keras_resnet_cifar
 from tfgrow.train.callback import GrowingCallback
 
 rng = np.random.default_rng(0)
 images = rng.normal(size=(24, 64, 64, 3)).astype("float32")
 labels = rng.integers(0, 10, size=24).astype("int32")
-model = tfgrow.models.resnet_cifar((64, 64, 3), 10)
+model = tfgrow.grow(keras_resnet_cifar((64, 64, 3), 10), grow_layers=False)
 model.compile(
     optimizer=keras.optimizers.SGD(learning_rate=0.1),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -61,9 +63,10 @@ print("STEPS_DONE", int(model.optimizer.iterations))
 TRAINER = """
 import numpy as np
 import tensorflow as tf
+import tfgrow
 from tfgrow.budget import Budget
 from tfgrow.masks import Temperature
-from tfgrow.models import resnet_cifar
+from tfgrow.models import keras_resnet_cifar
 from tfgrow.train.strategy import make_strategy
 from tfgrow.train.trainer import Trainer
 
@@ -74,7 +77,8 @@ rng = np.random.default_rng(0)
 images = rng.normal(size=(batch * steps, size, size, 1)).astype("float32")
 labels = rng.integers(0, 10, batch * steps).astype("int32")
 with strategy.scope():
-    network = resnet_cifar((size, size, 1), 10, depth=depth)
+    model = keras_resnet_cifar((size, size, 1), 10, depth=depth)
+    network = tfgrow.grow(model, grow_layers=False)
     network.channel_multiple = 8  # the launcher's ragged-mode default
     trainer = Trainer(
         network, strategy, global_batch_size=batch, steps_per_epoch=steps,

@@ -4,13 +4,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfgrow
+from tests.fixtures.runs import tiny_basic3resnet, tiny_resnet
 from tfgrow import cost
 from tfgrow.budget import Budget
 from tfgrow.masks import Temperature, step_seed
-from tfgrow.models import basic3resnet, resnet_cifar, vgg16
+from tfgrow.models import vgg16_bn
 from tfgrow.train.trainer import Trainer
 
 STEPS_PER_EPOCH = 10
+INNER = "stage2_block1_1_conv"  # the group of stage2_block1's inner conv (12 channels)
 
 
 def _trainer(network, weight_decay=0.1, budget=None, **kwargs):
@@ -44,7 +47,7 @@ def _sampled_context(network, trainer):
 @pytest.mark.parametrize("channel_multiple", [1, 4])
 def test_detached_structures_get_no_update_no_decay_no_momentum(channel_multiple):
     tf.keras.utils.set_random_seed(0)
-    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    network = tiny_resnet(width_multiplier=0.375)  # stage widths 6, 12, 24
     network.channel_multiple = channel_multiple  # padding channels are computed, not updated
     for group in network.channel_groups.values():
         group.logits.assign(tf.zeros_like(group.logits))  # p = 0.5: a mixed draw
@@ -53,30 +56,33 @@ def test_detached_structures_get_no_update_no_decay_no_momentum(channel_multiple
     for velocity in trainer.weight_optimizer.velocities:
         velocity.assign(tf.ones_like(velocity))
     context = _sampled_context(network, trainer)
-    conv = network.layer_sequence[1].conv1  # stage1 -> stage1_block1
-    active_out = context.channels[conv.output_group].mask.numpy().astype(bool)
-    active_in = context.channels[conv.input_group].mask.numpy().astype(bool)
+    # The first conv of stage1_block1 (and its batch norm): stage-1 stream -> its own group.
+    conv = network.source.get_layer("stage1_block1_1_conv")
+    batch_norm = network.source.get_layer("stage1_block1_1_bn")
+    active_out = context.channels["stage1_block1_1_conv"].mask.numpy().astype(bool)
+    active_in = context.channels["stem_conv"].mask.numpy().astype(bool)
     assert 0 < active_out.sum() < active_out.size and 0 < active_in.sum() < active_in.size
     before = {
         "kernel": conv.kernel.numpy(),
-        "gamma": conv.gamma.numpy(),
-        "moving_mean": conv.moving_mean.numpy(),
+        "gamma": batch_norm.gamma.numpy(),
+        "moving_mean": batch_norm.moving_mean.numpy(),
     }
     trainer.train_step(_batch(network))
     kernel_changed = conv.kernel.numpy() != before["kernel"]
     computed = active_in[:, None] & active_out[None, :]
     assert np.all(kernel_changed[:, :, computed])
     assert not np.any(kernel_changed[:, :, ~computed])
-    np.testing.assert_array_equal(conv.gamma.numpy()[~active_out], before["gamma"][~active_out])
-    assert np.all(conv.gamma.numpy()[active_out] != before["gamma"][active_out])
+    gamma = batch_norm.gamma.numpy()
+    np.testing.assert_array_equal(gamma[~active_out], before["gamma"][~active_out])
+    assert np.all(gamma[active_out] != before["gamma"][active_out])
     np.testing.assert_array_equal(
-        conv.moving_mean.numpy()[~active_out], before["moving_mean"][~active_out]
+        batch_norm.moving_mean.numpy()[~active_out], before["moving_mean"][~active_out]
     )
 
 
 def test_counters_advance_for_active_structures_with_layer_priority():
     tf.keras.utils.set_random_seed(0)
-    network = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(4, 4, 4))
+    network = tiny_basic3resnet()
     for group in network.group_variables().values():
         group.logits.assign(tf.zeros_like(group.logits))
     trainer = _trainer(network)
@@ -92,7 +98,7 @@ def test_counters_advance_for_active_structures_with_layer_priority():
 
 def test_training_flops_count_the_sampled_subnetwork():
     tf.keras.utils.set_random_seed(0)
-    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    network = tiny_resnet(depth=20, width_multiplier=0.375)
     trainer = _trainer(network)
     context = _sampled_context(network, trainer)
     widths, blocks = network.widths_and_blocks(context)
@@ -104,7 +110,7 @@ def test_training_flops_count_the_sampled_subnetwork():
 
 
 def test_lambda_is_negative_under_budget_and_positive_over_it():
-    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    network = tiny_resnet(width_multiplier=0.375)
     trainer = _trainer(network, budget=Budget(target=0.5, lambda_channel_base=0.5, update_steps=1))
     trainer.train_step(_batch(network))  # seed network: far under budget
     fraction = float(trainer.budget_fraction())
@@ -118,16 +124,16 @@ def test_lambda_is_negative_under_budget_and_positive_over_it():
 
 def test_unsampled_logits_move_only_by_the_budget_term():
     """METHOD.md Eq. 8: s_j -= lr * beta sigma'(beta s_j) * lambda when q_j = 0."""
-    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    network = tiny_resnet(width_multiplier=0.375)
     trainer = _trainer(network, budget=Budget(target=0.9, lambda_channel_base=0.5, update_steps=1))
     context = _sampled_context(network, trainer)
-    group = network.channel_groups["stage2_block1"]
+    group = network.channel_groups[INNER]
     before = group.logits.numpy()
     trainer.train_step(_batch(network))
     lam = float(trainer.lambda_channel)
     sigma = 1 / (1 + np.exp(-before))
     expected = before - 0.1 * sigma * (1 - sigma) * lam  # beta = 1 at u = 0
-    unsampled = ~context.channels["stage2_block1"].mask.numpy().astype(bool)
+    unsampled = ~context.channels[INNER].mask.numpy().astype(bool)
     assert unsampled.sum() > 0 and lam < 0
     np.testing.assert_allclose(group.logits.numpy()[unsampled], expected[unsampled], rtol=1e-5)
     assert np.all(group.logits.numpy()[unsampled] > before[unsampled])  # grows under budget
@@ -136,7 +142,7 @@ def test_unsampled_logits_move_only_by_the_budget_term():
 def test_sampled_logits_receive_the_task_gradient():
     """METHOD.md Eq. 8: s_j -= lr beta sigma'(beta s_j) (q_j dL/dm_j + lambda)."""
     tf.keras.utils.set_random_seed(0)
-    network = resnet_cifar((8, 8, 1), 3, widths=(6, 6, 6))
+    network = tiny_resnet(width_multiplier=0.375)
     for group in network.channel_groups.values():
         group.logits.assign(tf.zeros_like(group.logits))
     trainer = _trainer(network, budget=Budget(target=None, lambda_channel_base=0.0))
@@ -146,11 +152,11 @@ def test_sampled_logits_receive_the_task_gradient():
         replay = network.sample_context(step_seed(trainer.seed, 0), trainer.temperature, 0.0)
         outputs = network.forward(images, network.dense_equivalent(replay))
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, outputs))
-    group = network.channel_groups["stage2_block1"]
+    group = network.channel_groups[INNER]
     task_gradient = tf.convert_to_tensor(tape.gradient(loss, group.logits)).numpy()
     before = group.logits.numpy()
     trainer.train_step((images, labels))  # lambda = 0: only the task moves the logits
-    sampled = context.channels["stage2_block1"].mask.numpy().astype(bool)
+    sampled = context.channels[INNER].mask.numpy().astype(bool)
     assert np.any(task_gradient[sampled] != 0) and np.all(task_gradient[~sampled] == 0)
     np.testing.assert_allclose(
         group.logits.numpy(), before - 0.1 * task_gradient, rtol=1e-3, atol=1e-6
@@ -166,9 +172,9 @@ def test_compact_row_updates_match_the_dense_masked_update(builder):
     def run(compact):
         tf.keras.utils.set_random_seed(0)
         if builder == "vgg":
-            network = vgg16((8, 8, 1), 3, plan=(6, "M", 8), hidden_units=6)
+            network = tfgrow.grow(vgg16_bn((8, 8, 1), 3, plan=(6, "M", 8), hidden_units=6))
         else:
-            network = basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(6, 6, 6))
+            network = tiny_basic3resnet(width_multiplier=0.375)
         network.channel_multiple = 4  # padding slots: computed, mask 0, not updated
         rng = np.random.default_rng(1)
         for group in network.group_variables().values():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.fixtures.runs import tiny_basic3resnet, tiny_resnet
 from tfgrow.budget import Budget
 from tfgrow.masks import (
     Temperature,
@@ -17,14 +18,15 @@ from tfgrow.masks import (
     count_bound,
     step_seed,
 )
-from tfgrow.models import basic3resnet, resnet_cifar
 from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.trainer import Trainer
 
 BUILDERS = {
-    "resnet20": lambda: resnet_cifar((8, 8, 1), 3, widths=(8, 16, 16)),
-    "basic3resnet": lambda: basic3resnet((8, 8, 1), 3, max_blocks_per_stage=2, widths=(8, 8, 16)),
+    # Stage widths 4, 8, 16; channels only, as the hand-written ResNet-20 grew.
+    "resnet20": lambda: tiny_resnet(depth=20, grow_layers=False),
+    "basic3resnet": tiny_basic3resnet,
 }
+STAGE3 = "stage3_block1_2_conv"  # the stage-3 stream's group (16 channels), read by the logits
 
 
 def test_capacity_ladder_rounds_fractions_up_to_the_multiple():
@@ -121,25 +123,25 @@ def test_xla_with_capacities_matches_ragged_mode_without_overflow(name):
 
 def test_overflow_drops_least_probable_structures_and_they_get_no_update():
     network, trainer = _pair("resnet20", jit_compile=True)
-    group = network.channel_groups["stage3"]
+    group = network.channel_groups[STAGE3]
     group.logits.assign(tf.linspace(3.0, 2.0, group.size))  # every channel drawn (p > 0.88)
     seed = step_seed(trainer.seed, 0)
-    draw = network.sample_context(seed, trainer.temperature, 0.0).channels["stage3"].mask.numpy()
+    draw = network.sample_context(seed, trainer.temperature, 0.0).channels[STAGE3].mask.numpy()
     capacities = {name: g.size for name, g in network.channel_groups.items()}
-    capacities["stage3"] = 8
-    kernel = network.layer_sequence[-1].kernel  # the classifier reads stage3
+    capacities[STAGE3] = 8
+    kernel = network.source.get_layer("logits").kernel  # the classifier reads stage 3
     before = kernel.numpy()
     counters_before = group.counters.numpy()
     results = trainer.train_step(_data()[0], capacities)
     kept = np.zeros(group.size, bool)
     kept[np.flatnonzero(draw)[:8]] = True  # logits fall with the index: the 8 most probable drawn
     assert float(results["dropped"]) == draw.sum() - 8 > 0
-    assert float(results["sampled"][list(network.channel_groups).index("stage3")]) == draw.sum()
+    assert float(results["sampled"][list(network.channel_groups).index(STAGE3)]) == draw.sum()
     changed = np.any(kernel.numpy() != before, axis=1)
     np.testing.assert_array_equal(changed, kept)
     np.testing.assert_array_equal(group.counters.numpy() > counters_before, kept)
     # A new set of capacities is a new trace; the same set again is not.
-    capacities["stage3"] = 16
+    capacities[STAGE3] = 16
     trainer.train_step(_data()[1], capacities)
     trainer.train_step(_data()[2], capacities)
     assert trainer.num_traces == 2

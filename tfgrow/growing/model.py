@@ -142,6 +142,7 @@ class GrowingModel(MaskedStructures, keras.Model):
     def forward(self, inputs, context):
         """The model's outputs computed on the active channels and blocks of `context`."""
         inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        self.check_input_shape(inputs)
         if self.stateful_batch_size is not None:
             inputs = [self._checked_batch(x) for x in inputs]
         values = {
@@ -151,6 +152,29 @@ class GrowingModel(MaskedStructures, keras.Model):
         # Float32 outputs under a mixed policy: the loss and softmax stay float32.
         outputs = [to_float32(values[name]) for name in self.output_names]
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def check_input_shape(self, inputs):
+        """Raises ValueError unless every input has the shape its source model was built for.
+
+        Convolutions and global pooling take any size: a ResNet built for 28x28x1 images would
+        otherwise run on 32x32x1 ones and return a wrong result without a word. Dimensions the
+        source model leaves open (None) take any size; the batch dimension is not checked here.
+        """
+        for x, source_input in zip(inputs, self.source.inputs):
+            if isinstance(x.shape, tf.TensorShape) and x.shape.rank is None:
+                continue
+            shape, expected = tuple(x.shape), tuple(source_input.shape[1:])
+            same = len(shape) == len(expected) + 1 and all(
+                got is None or want is None or got == want for got, want in zip(shape[1:], expected)
+            )
+            if same:
+                continue
+            kind = "images" if len(expected) == 3 else "inputs"
+            raise ValueError(
+                f"Expected {kind} of shape (batch, {', '.join(map(str, expected))}), the shape "
+                f"{self.name} was built for. Received: inputs of shape {shape}. Fix: resize the "
+                f"{kind}, or build the model for them (the builder's input_shape)."
+            )
 
     def _checked_batch(self, x):
         """`x` after checking it has the stateful layers' fixed batch size (statically when the
