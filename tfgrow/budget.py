@@ -27,7 +27,7 @@ class Budget:
         target: target cost as a fraction of the full network, in (0, 1]; None for fixed lambda.
         metric: "params" (default), "flops", or "latency": the predicted training-step time
             of H(s) on the run's device, from a table of measured layer times built at the
-            start of the run (`tfgrow.latency.LatencyTable`; graph-engine networks).
+            start of the run (`tfgrow.latency.LatencyTable`).
         lambda_channel_base: lambda_c_base (0.5 when only channels grow, 1.0 with layers).
         lambda_layer_base: lambda_l_base (0.1 when layers grow too).
         update_steps: refresh lambda every this many steps. Default 1 (inside the compiled

@@ -1,4 +1,4 @@
-"""Compact operations both growing engines run on active channels (DESIGN.md, "Compact execution").
+"""Compact operations the growing engine runs on active channels (DESIGN.md, "Compact execution").
 
 - `gather`, `gather_rows`, `kernel_rows`, `KernelRows`: weights at the active channels, and
   kernel rows read sparsely for the compact training update;
@@ -6,8 +6,7 @@
   fused where it pays, moving statistics updated at the active channels only;
 - `run_if_on`: a gated block's branch, computed only when its gate is on.
 
-The hand-written growable layers (`tfgrow/layers/`) and the graph engine (`tfgrow/growing/`)
-both call these; neither keeps a copy.
+The graph engine's executors (`tfgrow/growing/executors.py`, `recurrent.py`) call these.
 """
 
 from typing import NamedTuple

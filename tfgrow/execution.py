@@ -1,10 +1,10 @@
 """What one forward pass runs: active sets per channel group, gates per block, BN mode.
 
-Growable layers read their input and output `ActiveSet`s from an `ExecutionContext` and compute
-only those channels (DESIGN.md, "Compact execution"). Layers never assign state during the pass:
-batch-norm moving statistics are collected in `state_updates` and applied by the training step
-after the gradients, in cross-replica context, so the same layers serve one device, several
-replicas and (later) Keras `fit`.
+The growing engine's executors (`tfgrow/growing/executors.py`) read each layer's input and output
+`ActiveSet`s from an `ExecutionContext` and compute only those channels (DESIGN.md, "Compact
+execution"). Layers never assign state during the pass: batch-norm moving statistics are collected
+in `state_updates` and applied by the training step after the gradients, in cross-replica context,
+so the same layers serve one device, several replicas and (later) Keras `fit`.
 """
 
 import dataclasses
@@ -33,7 +33,7 @@ class ExecutionContext:
             mode) is a multiple of this or its group's full size (`masks.active_set`).
         kernel_rows: id(kernel variable) -> the kernel gathered at the active input channels,
             when the training step gathered it before the pass for a compact update
-            (`GrowingNetwork.gather_kernel_rows`); layers then use that tensor.
+            (`GrowingModel.gather_kernel_rows`); layers then use that tensor.
     """
 
     channels: dict = dataclasses.field(default_factory=dict)

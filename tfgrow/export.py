@@ -2,14 +2,10 @@
 
 `plain_model(network, temperature, epoch)` rebuilds a growing network at its architecture H(s)
 (METHOD.md §1.6) from stock Keras layers, computing what the growing network computes at
-inference (tests: max abs difference <= 1e-4), for both engines:
-
-- a `GrowingModel` (`tfgrow.grow`): its source Keras model rebuilt through the one weight slicer
-  `tfgrow.graph.slicing` (`tfgrow.growing.plain`): kept channels sliced, mask values folded into
-  the BN gamma and beta (or kernel and bias) the engine applies them to, kept gated blocks'
-  values folded into their branch, off blocks bypassed;
-- a `GrowingNetwork` (tfgrow's own layers): Conv2D, BatchNormalization, Dense, ReLU, Add,
-  Rescaling and pooling built here (`build_plain_model`), with the same folding.
+inference (tests: max abs difference <= 1e-4): a `GrowingModel` (`tfgrow.grow`) becomes its source
+Keras model rebuilt through the one weight slicer `tfgrow.graph.slicing` (`tfgrow.growing.plain`):
+kept channels sliced, mask values folded into the BN gamma and beta (or kernel and bias) the engine
+applies them to, kept gated blocks' values folded into their branch, off blocks bypassed.
 
 `export_model` writes it with `model.export` (a SavedModel whose `serve` signature takes the
 images) or as a `.tflite` file, atomically: into a temporary directory beside the target, renamed
@@ -17,7 +13,7 @@ into place at the end. It replaces only a previous tfgrow export (marked in its
 `export_info.json`); a file, a non-empty directory of anything else, and the run's own model
 directory or a directory containing it stop the export (`check_export_target`).
 `tfgrow.run_export.export_run` does this for a run directory (the launcher `launchers/export.py`),
-for growing runs of either engine and for MorphNet runs, and checks the exported model's params
+for growing runs and for MorphNet runs, and checks the exported model's params
 and FLOPs (`tfgrow.graph.counting.count_model`, the counter MorphNet's summaries use) against
 `summary.json` and a growing run's export against its network's inference (`check_outputs`).
 """
@@ -34,9 +30,6 @@ import tensorflow as tf
 from tfgrow.growing.model import GrowingModel
 from tfgrow.growing.plain import plain_keras_model
 from tfgrow.growing.recurrent import reset_states
-from tfgrow.layers.blocks import GrowableBlock
-from tfgrow.layers.conv import GrowableConv2D, GrowableDense
-from tfgrow.layers.pooling import Pool2D
 from tfgrow.precision import dtype_policy_scope
 
 FORMATS = ("saved_model", "tflite")
@@ -91,8 +84,8 @@ def plain_model(network, temperature=None, epoch=None, name=None):
     """A stock-Keras functional model computing `network`'s inference at H(s).
 
     Args:
-        network: a `GrowingModel` (`tfgrow.grow`: its source model rebuilt through
-            `tfgrow.graph.slicing`) or a `GrowingNetwork` (growing or full).
+        network: a `GrowingModel` from `tfgrow.grow` (growing or full); its source model is
+            rebuilt through `tfgrow.graph.slicing`.
         temperature: the run's `Temperature` (the mask values are sigma(beta s)); None for what
             `network(x)` uses (the `GrowingCallback`'s, or the one saved with the model, or
             beta = 1 when there is none).
@@ -100,10 +93,13 @@ def plain_model(network, temperature=None, epoch=None, name=None):
         name: the Keras model's name (default: the network's).
 
     Returns:
-        A float32 `keras.Model` of stock layers (whatever dtype policy the network trained
-        with) whose layer names follow the growing network's (a `GrowingModel`'s: its source
-        model's).
+        A float32 `keras.Model` of the source model's stock layers, names and input name (whatever
+        dtype policy the network trained with).
+
+    Raises:
+        TypeError: `network` is not a `GrowingModel`.
     """
+    _check_growing_model(network)
     if temperature is None:
         from tfgrow.train.callback import inference_settings
 
@@ -115,126 +111,29 @@ def plain_model(network, temperature=None, epoch=None, name=None):
     else:
         channels, gates = {}, {}
     with dtype_policy_scope("float32"):  # whatever policy the network trained with
-        if isinstance(network, GrowingModel):
-            return plain_keras_model(
-                network, channels, gates, name, dtype_policy="float32", serving=True
-            )
-        return build_plain_model(network, channels, gates, name)
+        return plain_keras_model(
+            network, channels, gates, name, dtype_policy="float32", serving=True
+        )
 
 
 def full_plain_model(network, name=None):
     """A stock-Keras functional model of `network` with every channel and block kept (values 1).
 
     The maximal network of a growing run, e.g. to time against its final architecture
-    (`tfgrow.train.step_timing`).
+    (`tfgrow.train.step_timing`). `network` is a `GrowingModel` (else a TypeError); its recurrent
+    layers are built as `plain_model`'s, so that the two are comparable.
     """
-    if isinstance(network, GrowingModel):  # recurrent layers as `plain_model`'s: comparable
-        return plain_keras_model(network, {}, {}, name, serving=True)
-    return build_plain_model(network, {}, {}, name)
+    _check_growing_model(network)
+    return plain_keras_model(network, {}, {}, name, serving=True)
 
 
-def build_plain_model(network, channels, gates, name=None):
-    """A stock-Keras model of `network` at the given kept structures, weights sliced from it.
-
-    Args:
-        network: a `GrowingNetwork`.
-        channels: group -> (kept indices, mask values folded in); absent groups are full.
-        gates: gated block -> gate value folded in, or None for a block that is off; absent
-            blocks are on with value 1.
-        name: the Keras model's name (default: the network's).
-    """
-    builder = _PlainBuilder(channels)
-    inputs = keras.Input(network.input_spec_shape, name="images")
-    x = inputs
-    for layer in network.layer_sequence:
-        if isinstance(layer, GrowableBlock):
-            x = builder.block(layer, x, gates.get(layer.name, 1.0) if layer.gated else 1.0)
-        elif isinstance(layer, (GrowableConv2D, GrowableDense)):
-            x = builder.producer(layer, x)
-        elif isinstance(layer, Pool2D):
-            if layer.kind == "max":
-                x = keras.layers.MaxPooling2D(2, 2, padding="same", name=layer.name)(x)
-            else:
-                x = keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
-        else:
-            raise ExportError(
-                f"Expected growable conv, dense, block or pooling layers. Received: "
-                f"{type(layer).__name__} {layer.name!r}"
-            )
-    return keras.Model(inputs, x, name=name or network.name)
-
-
-class _PlainBuilder:
-    """Adds the stock layers of one growable layer or block to a functional graph."""
-
-    def __init__(self, channels):
-        self.channels = channels
-
-    def _kept(self, group, width):
-        if group is None or group not in self.channels:
-            return np.arange(width), np.ones([width], np.float32)
-        return self.channels[group]
-
-    def producer(self, layer, x, scale=1.0, activation=None):
-        """Conv/dense + BN + mask (+ activation) on the kept channels, masks folded in."""
-        in_indices, _ = self._kept(layer.input_group, layer.input_width)
-        out_indices, values = self._kept(layer.output_group, layer.units)
-        factor = (values * scale).astype(np.float32)
-        kernel = layer.kernel.numpy()[..., in_indices, :][..., out_indices]
-        bias = layer.bias.numpy()[out_indices] if layer.bias is not None else None
-        if not layer.use_batch_norm:
-            kernel = kernel * factor
-            bias = bias * factor if bias is not None else None
-        width = len(out_indices)
-        if isinstance(layer, GrowableConv2D):
-            stock = keras.layers.Conv2D(
-                width,
-                layer.kernel_size,
-                layer.strides,
-                padding="same",
-                use_bias=layer.use_bias,
-                name=layer.name,
-            )
-        else:
-            stock = keras.layers.Dense(width, use_bias=layer.use_bias, name=layer.name)
-        x = stock(x)
-        stock.set_weights([kernel] + ([bias] if bias is not None else []))
-        if layer.use_batch_norm:
-            norm = keras.layers.BatchNormalization(
-                epsilon=layer.batch_norm_epsilon,
-                momentum=layer.batch_norm_momentum,
-                name=f"{layer.name}_bn",
-            )
-            x = norm(x)
-            norm.set_weights(
-                [
-                    layer.gamma.numpy()[out_indices] * factor,
-                    layer.beta.numpy()[out_indices] * factor,
-                    layer.moving_mean.numpy()[out_indices],
-                    layer.moving_variance.numpy()[out_indices],
-                ]
-            )
-        activation = layer.activation if activation is None else activation
-        if activation == "relu":
-            x = keras.layers.ReLU(name=f"{layer.name}_relu")(x)
-        return x
-
-    def block(self, block, x, gate):
-        """A block at H(s): removed when its gate is off (None), else its gate value folded."""
-        if gate is None:
-            # Off: residual relu(x + 0) = x (x >= 0, it is a ReLU's output); plain: x.
-            return x
-        body = self.producer(block.conv1, x)
-        # A gate value g > 0 commutes with ReLU: g * relu(z) = relu(g * z).
-        body = self.producer(block.conv2, body, scale=gate)
-        if not block.residual:
-            if not block.gated:
-                return body
-            skip = keras.layers.Rescaling(1.0 - gate, name=f"{block.name}_skip")(x)
-            return keras.layers.Add(name=f"{block.name}_add")([body, skip])
-        shortcut = self.producer(block.shortcut, x) if block.shortcut is not None else x
-        added = keras.layers.Add(name=f"{block.name}_add")([shortcut, body])
-        return keras.layers.ReLU(name=f"{block.name}_relu")(added)
+def _check_growing_model(network):
+    if not isinstance(network, GrowingModel):
+        raise TypeError(
+            "Expected a growing network from tfgrow.grow (a GrowingModel). Received: "
+            f"{type(network).__name__}. Fix: grow the Keras model with tfgrow.grow(model), or "
+            "export a stock Keras model as it is with export_model."
+        )
 
 
 # --------------------------------------------------------------------------- writing
@@ -383,9 +282,7 @@ def example_inputs(network, num_images=8, seed=0):
     of the Embeddings of a `GrowingModel` with integer inputs; a fixed batch size (a stateful
     model's) replaces `num_images`."""
     rng = np.random.default_rng(seed)
-    source = getattr(network, "source", None)
-    if source is None:
-        return rng.normal(size=(num_images, *network.input_spec_shape)).astype(np.float32)
+    source = network.source
     tensor = source.inputs[0]
     shape = (tensor.shape[0] or num_images, *tensor.shape[1:])
     if not np.issubdtype(np.dtype(tensor.dtype), np.integer):

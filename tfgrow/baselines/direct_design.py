@@ -5,11 +5,8 @@ The source is a finished growing run (`tfgrow.DirectDesign.source_run_dir`): its
 growing model (`tfgrow.train.model_fn`, e.g. `@tfgrow.grown_model` of configs/models/resnet20.gin):
 its source Keras model rebuilt at those widths through the graph engine's one weight slicer
 (`tfgrow.growing.plain.plain_keras_model`), re-initialised (he_normal kernels; BN at gamma 1,
-beta 0) and trained for `tfgrow.train.epochs` on the run's schedule. A source run of the
-hand-written engine (`tfgrow.models.resnet_cifar`, configs/models/resnet20_hand_written.gin) is
-rebuilt by `tfgrow.export.build_plain_model` when this run uses the same model config, until that
-engine is retired (issue 11). The run refuses a source that has not finished or that grew another
-model, dataset or engine.
+beta 0) and trained for `tfgrow.train.epochs` on the run's schedule. The run refuses a source
+that has not finished or that grew another model or dataset.
 """
 
 import json
@@ -20,8 +17,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tfgrow.export import build_plain_model, full_plain_model
-from tfgrow.growing.model import GrowingModel
+from tfgrow.export import full_plain_model
 from tfgrow.growing.plain import plain_keras_model
 from tfgrow.train import plain
 
@@ -76,9 +72,7 @@ def read_source(source_run_dir, model_name, dataset, channel_groups, gated_block
     if missing:
         raise ValueError(
             f"The source run's architecture does not fit {model_name!r}: groups or blocks "
-            f"{missing[:6]} differ. Received: {path}. Use the source run's model config (a run "
-            "of the hand-written engine, groups 'stage1', 'stage1_block1', ...: "
-            "configs/models/resnet20_hand_written.gin)."
+            f"{missing[:6]} differ. Received: {path}. Use the source run's model config."
         )
     for name, width in architecture.items():
         if not 1 <= int(width) <= channel_groups[name]:
@@ -103,8 +97,7 @@ def build_model(network, architecture, blocks, seed):
     """The stock Keras model of `network` at `architecture` and `blocks`, freshly initialised.
 
     Args:
-        network: the growing model of the source run: a `GrowingModel` (`tfgrow.grow`), or a
-            hand-written `GrowingNetwork` until that engine is retired.
+        network: the growing model of the source run, a `GrowingModel` (`tfgrow.grow`).
         architecture: channel group -> width (the first `width` channels are kept: all are
             re-initialised, so which ones does not matter).
         blocks: block -> 0/1; gated blocks at 0 are removed, the others compute their branch as
@@ -116,8 +109,7 @@ def build_model(network, architecture, blocks, seed):
         for name, width in architecture.items()
     }
     gates = {name: None for name in network.gate_groups if not blocks[name]}
-    rebuild = plain_keras_model if isinstance(network, GrowingModel) else build_plain_model
-    return reinitialise(rebuild(network, channels, gates), seed)
+    return reinitialise(plain_keras_model(network, channels, gates), seed)
 
 
 def run(**settings):

@@ -62,7 +62,7 @@ def prepare(network, probability, seed):
     """Makes `network` sample with `probability` and fixes its final architecture.
 
     Args:
-        network: a growing `GrowingNetwork`.
+        network: a growing `GrowingModel`.
         probability: p in (0, 1], the probability of every structure.
         seed: seeds the draw of the final architecture.
 

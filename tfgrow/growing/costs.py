@@ -1,7 +1,7 @@
 """`tfgrow.cost.LayerCost` entries of a grown model, from its graph's cost terms.
 
 One counter (`tfgrow.cost.count`) then serves summaries, the budget and the training-FLOPs
-accumulator of both engines. Every cost term of the analysis (conv, dense, depthwise, the two
+accumulator. Every cost term of the analysis (conv, dense, depthwise, the two
 halves of a separable conv) becomes one entry, with the layer's bias; every BatchNormalization
 becomes a "batch_norm" entry for its gamma and beta. An LSTM/GRU gives two entries (kernel and
 recurrent kernel, `gates` matrices each) and an Embedding one (`_sequence_cost`). Layers in a

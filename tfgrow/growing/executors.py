@@ -20,11 +20,11 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+import tfgrow.conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 import tfgrow.growing.recurrent as recurrent_lib
 from tfgrow.compact import BatchNormWeights, batch_norm, gather, kernel_rows
 from tfgrow.graph.analysis import TIES
 from tfgrow.graph.recurrent import RECURRENT, SEQUENCE_PRODUCERS, num_gates
-from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 from tfgrow.precision import cast_like
 
 L = keras.layers

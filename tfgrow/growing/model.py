@@ -6,7 +6,7 @@ ties share one group because the analysis merges them), plus one gate per gated 
 (`tfgrow.graph.blocks`). Every channel group starts with one channel on and every gated block
 off (METHOD.md §1.5; the first block of every stage has no gate and always exists). It runs
 compactly on the active channels (`tfgrow.growing.plan`) and speaks the protocol the trainer,
-the launcher loop and `GrowingCallback` use, like `tfgrow.models.GrowingNetwork`.
+the launcher loop and `GrowingCallback` use.
 """
 
 import dataclasses
@@ -204,7 +204,7 @@ class GrowingModel(MaskedStructures, keras.Model):
         """[`KernelRows`] of every kernel whose input runs below full width in `context`.
 
         Call inside the gradient tape, before `forward`: the pass then uses these rows, and the
-        training step updates them compactly (as `GrowingNetwork.gather_kernel_rows`).
+        training step updates them compactly (`MaskedMomentum.row_step`).
         """
         sets = self._sets(context)
         result = []

@@ -1,8 +1,8 @@
 """The mask groups of a growing network and everything computed from them alone.
 
-Both engines (the hand-written `GrowingNetwork` and the graph engine's `GrowingModel`) own one
-`MaskGroup` per channel group (`channel_groups`) and one per gated block (`gate_groups`). This
-mixin turns them into the three kinds of `ExecutionContext` a run needs:
+A growing network (`GrowingModel`, from `tfgrow.grow`) owns one `MaskGroup` per channel group
+(`channel_groups`) and one per gated block (`gate_groups`). This mixin turns them into the three
+kinds of `ExecutionContext` a run needs:
 
 - `sample_context`: the sub-network sampled for one training step (METHOD.md §1.2);
 - `deterministic_context`: H(s), with mask values sigma(beta s) on the kept structures (§1.6);

@@ -65,7 +65,7 @@ class GrowthUpdate:
     attributes of the same names).
 
     Args:
-        model: a growing network (`GrowingModel` or `GrowingNetwork`; growing or full).
+        model: a growing network (`GrowingModel` from `tfgrow.grow`; growing or full).
         temperature: the `Temperature` schedule (METHOD.md §1.4).
         steps_per_epoch: training steps per epoch (counters advance 1/steps_per_epoch a step).
         budget: a `Budget` (lambda from the cost of H(s)), or None: lambda keeps its value (0).

@@ -7,11 +7,7 @@ stock layers (the paper's zoo; MorphNet and width-multiplier runs use them as th
 `autogrow_plain3net`, `autogrow_bottleneck4resnet`, `autogrow_plain4net` (with
 `plain_blocks(model)`, their plain-block declarations); `lstm_language_model`, a word-level
 stacked-LSTM language model built for a fixed `batch_size` (stateful LSTMs). Growing configs
-grow them on the graph engine (`tfgrow.grown_model`).
-
-The hand-written engine's growable builders in tfgrow's own layers, `(input_shape, num_classes,
-growing=...) -> GrowingNetwork`: `resnet_cifar`, `vgg16`, `basic3resnet`, `plain3net`; no config
-uses them but issue 11's engine comparison (configs/models/resnet20_hand_written.gin).
+grow them through `tfgrow.grown_model` (`tfgrow.grow` of the builder's model).
 """
 
 from tfgrow.models.autogrow import (
@@ -26,28 +22,20 @@ from tfgrow.models.keras_applications import keras_application
 from tfgrow.models.keras_resnet import keras_resnet_cifar
 from tfgrow.models.lstm_lm import lstm_language_model
 from tfgrow.models.mobilenet_v1 import mobilenet_v1
-from tfgrow.models.network import GrowingNetwork
-from tfgrow.models.resnet_cifar import basic3resnet, plain3net, resnet_cifar
-from tfgrow.models.vgg import vgg16
 from tfgrow.models.vgg_bn import vgg16_bn
 from tfgrow.models.wide_resnet import wide_resnet
 
 __all__ = [
-    "GrowingNetwork",
     "autogrow_basic3resnet",
     "autogrow_bottleneck4resnet",
     "autogrow_plain3net",
     "autogrow_plain4net",
-    "basic3resnet",
     "keras_application",
     "keras_resnet_cifar",
     "lstm_language_model",
     "mobilenet_v1",
-    "plain3net",
     "plain_blocks",
     "resnet50",
-    "resnet_cifar",
-    "vgg16",
     "vgg16_bn",
     "wide_resnet",
 ]

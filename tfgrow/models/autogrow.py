@@ -5,7 +5,7 @@ Layer growing starts from one block per stage and grows up to `max_blocks_per_st
 
 - `autogrow_basic3resnet`: 3 CIFAR stages (16/32/64) of basic residual blocks, i.e. ResNet-(6n+2)
   for n = `max_blocks_per_stage` (`keras_resnet_cifar`'s network).
-- `autogrow_plain3net`: the same without shortcuts, the growable `plain3net`'s network.
+- `autogrow_plain3net`: the same without shortcuts.
 - `autogrow_bottleneck4resnet`: 4 ImageNet stages (64..512, x4 out) of bottleneck residual blocks
   after the ImageNet stem (`resnet50`'s network with n blocks per stage).
 - `autogrow_plain4net`: 4 ImageNet stages of basic blocks without shortcuts (`block=

@@ -3,7 +3,7 @@
 `keras_resnet_cifar(depth)`: ResNet-20/32/44/56/110 (He et al. 2016, CIFAR variant). Stem
 conv3x3 -> 3 stages of `(depth - 2) / 6` basic blocks (conv3x3-BN-ReLU-conv3x3-BN, plus the
 shortcut, then ReLU) at 16/32/64 channels times `width_multiplier`; the first block of stages 2
-and 3 strides by 2 with a 1x1 conv + BN projection shortcut (option B, as `resnet_cifar`) ->
+and 3 strides by 2 with a 1x1 conv + BN projection shortcut (option B) ->
 global average pool -> dense logits. Every add ties one stage's residual stream into one channel
 group (METHOD.md §1.1): ResNet-20 has 3 stream groups and 9 inner groups.
 
@@ -87,8 +87,7 @@ def stage_depths(blocks_per_stage, num_stages, cap=None):
     """The block count of every stage, at most `cap` each.
 
     Every builder of stages reads its depth through here (the CIFAR and ImageNet ResNets,
-    WRN, AutoGrow's seeds, and the hand-written engine's `resnet_cifar`, `basic3resnet` and
-    `plain3net`), so one binding caps them all: `configs/tiny.gin` sets
+    WRN and AutoGrow's seeds), so one binding caps them all: `configs/tiny.gin` sets
     `tfgrow.models.stage_depths.cap = 3`, and CI's tiny runs of deep configs trace 3 blocks per
     stage (a 16-block Basic3ResNet traces 5x fewer layers; ResNet-20's 3 are unchanged).
 

@@ -1,11 +1,11 @@
 """VGG-16 with batch norm, CIFAR variant, as a plain Keras functional model.
 
-The paper's VGG-16 on CIFAR-10 (Li et al. 2017; kuangliu/pytorch-cifar), the same layer plan as
-the growable `vgg16`: 13 conv3x3-BN-ReLU layers in 5 blocks, each block closed by 2x2 max pooling
-("same" padding, so any input size works: 28x28 pools to 14, 7, 4, 2, 1), global average pooling,
-a 512-unit dense-BN-ReLU layer and the classifier. 15.0M parameters at 32x32x3 and 10 classes.
-Layer names follow `keras.applications.VGG16`: `block{b}_conv{i}` (with `_bn`, `_relu`),
-`block{b}_pool`, then `pool`, `fc1` (`fc1_bn`, `fc1_relu`) and `logits`.
+The paper's VGG-16 on CIFAR-10 (Li et al. 2017; kuangliu/pytorch-cifar): 13 conv3x3-BN-ReLU layers
+in 5 blocks, each block closed by 2x2 max pooling ("same" padding, so any input size works: 28x28
+pools to 14, 7, 4, 2, 1), global average pooling, a 512-unit dense-BN-ReLU layer and the classifier.
+15.0M parameters at 32x32x3 and 10 classes. Layer names follow `keras.applications.VGG16`:
+`block{b}_conv{i}` (with `_bn`, `_relu`), `block{b}_pool`, then `pool`, `fc1` (`fc1_bn`, `fc1_relu`)
+and `logits`.
 """
 
 import gin
@@ -14,7 +14,7 @@ import keras
 from tfgrow.models.keras_resnet import batch_norm_relu, check_width_multiplier, conv, scaled
 
 L = keras.layers
-# Conv widths, "M" for 2x2 max pooling (shared with the growable `vgg16`).
+# Conv widths, "M" for 2x2 max pooling.
 VGG16_PLAN = (
     64,
     64,

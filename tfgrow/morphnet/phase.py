@@ -14,9 +14,9 @@ import time
 import keras
 import tensorflow as tf
 
+import tfgrow.conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 from tfgrow import cost as cost_lib
 from tfgrow.graph import counting
-from tfgrow.layers import conv_ops  # noqa: F401  (installs the oneDNN#6035 gradient guard)
 from tfgrow.precision import LOSS_SCALED_POLICY, policy_name, to_float32
 from tfgrow.train.errors import NonFiniteLossError
 from tfgrow.train.progress import Progress, steps_per_epoch_of

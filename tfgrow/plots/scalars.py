@@ -15,7 +15,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-# Group and block names of tfgrow's 3-stage networks start with "stage<i>" (resnet_cifar.py).
+# Group and block names of the zoo's staged networks start with "stage<i>" (keras_resnet.py).
 _STAGE = re.compile(r"^(stage\d+)")
 NETWORK_STAGE = "network"  # the one stage of a network whose names carry none (VGG)
 
@@ -27,10 +27,10 @@ def stage_of(name):
 
 
 def architecture_scalars(model, temperature, epoch, budget_target=None):
-    """The plot scalars of a `GrowingNetwork` now.
+    """The plot scalars of a growing network now.
 
     Args:
-        model: a growing `GrowingNetwork`.
+        model: a growing `GrowingModel` (`tfgrow.grow`).
         temperature: the run's `Temperature`.
         epoch: epochs elapsed (float); the global temperature mode reads it.
         budget_target: the budget's target fraction, logged as `budget/target` (None: not

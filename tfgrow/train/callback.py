@@ -1,7 +1,7 @@
 """Keras `fit` for growing networks: `GrowingCallback`.
 
 `model.fit(..., callbacks=[GrowingCallback(...)])` trains a growing network (a `GrowingModel`
-from `tfgrow.grow(model)`, or a `GrowingNetwork`) with the method of METHOD.md §1, as the
+from `tfgrow.grow(model)`) with the method of METHOD.md §1, as the
 launcher's `Trainer` does. The callback attaches a `tfgrow.growing.update.GrowthUpdate` to the
 model (`model.growth_update`), the same per-step update the `Trainer` runs; each training call
 (`model(x, training=True)`, once per `fit` step) then, with the optimizer's `iterations` as the
@@ -55,7 +55,7 @@ def inference_settings(network):
 
 
 class GrowingCallback(keras.callbacks.Callback):
-    """Trains a `GrowingNetwork` with `model.fit` by the growing method (METHOD.md §1).
+    """Trains a `tfgrow.grow` network with `model.fit` by the growing method (METHOD.md §1).
 
     Args:
         budget: a `tfgrow.budget.Budget` (lambda from the cost of H(s)), or None for no penalty.

@@ -15,7 +15,7 @@ class CapacityPlanner:
     """Chooses capacities from the sampling distribution and the counts observed.
 
     Args:
-        model: a growing `GrowingNetwork`.
+        model: a growing `GrowingModel`.
         temperature: the run's `Temperature`.
         sigmas: the capacity holds the mean plus this many standard deviations of a step's
             count at the current probabilities.

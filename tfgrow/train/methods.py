@@ -23,5 +23,6 @@ GROWING_RUN_METHODS = ("grow", "full", "random")
 METHODS = GROWING_RUN_METHODS + MORPHNET_METHODS + PLAIN_BASELINES
 # Methods that train masked structures (growing=True): export rebuilds their network at H(s).
 GROWING_METHODS = ("grow", "random")
-# Methods whose model_fn builds a tfgrow GrowingNetwork (direct design rebuilds its source's).
+# Methods whose model_fn builds a growing network, tfgrow.grow's GrowingModel (direct design
+# rebuilds its source's).
 NETWORK_METHODS = ("grow", "full", "random", "direct_design")

@@ -11,7 +11,7 @@ One training step (DESIGN.md, "Training"); the growth bookkeeping is `GrowthUpda
    (`MaskedMomentum`), the logits, and (`GrowthUpdate.assignments`) BN moving statistics,
    counters u, lambda and the FLOP accumulators.
    Kernels whose input runs below full width are differentiated and updated at their active
-   rows only (`GrowingNetwork.gather_kernel_rows`, `MaskedMomentum.row_step`).
+   rows only (`GrowingModel.gather_kernel_rows`, `MaskedMomentum.row_step`).
 Under `mixed_float16` the loss is scaled (`tfgrow.train.loss_scale`): the optimiser's writes of
 a step whose gradients overflow are dropped, and the scale halves.
 """
@@ -28,8 +28,7 @@ class Trainer(tf.Module):
     """Holds the run's optimisation state and builds its `tf.function` steps.
 
     Args:
-        model: a growing network (`GrowingModel` from `tfgrow.grow`, or `GrowingNetwork`)
-            built under `strategy.scope()`.
+        model: a growing network (`GrowingModel` from `tfgrow.grow`) built under `strategy.scope()`.
         strategy: the `tf.distribute.Strategy`.
         global_batch_size: examples per step over all replicas.
         steps_per_epoch: training steps per epoch (counters advance 1/steps_per_epoch per step).
@@ -43,7 +42,7 @@ class Trainer(tf.Module):
         budget: a `Budget`; lambda is refreshed from it inside the step every
             `budget.update_steps` steps (no host round trip).
         jit_compile: compile the steps with XLA. Shapes must then be static: pass per-group
-            `capacities` to `train_step` and `eval_step` (see `GrowingNetwork.capacities_for`).
+            `capacities` to `train_step` and `eval_step` (see `GrowingModel.capacities_for`).
         compact_updates: update kernels at their active input rows (scatter) rather than with
             a masked pass over the full kernel; both give the same weights
             (tests/train/test_trainer.py). False is for that comparison.

@@ -17,7 +17,7 @@ import keras
 
 from tfgrow import data as data_lib
 from tfgrow.errors import first_line, first_sentence
-from tfgrow.growing.structures import MaskedStructures  # both engines' growing networks
+from tfgrow.growing.structures import MaskedStructures  # what tfgrow.grow's models are
 from tfgrow.train.methods import GROWING_RUN_METHODS
 
 
@@ -272,7 +272,8 @@ def _check_builder(model_fn):
     raise InputError(
         "Expected tfgrow.train.model_fn to be a model builder function, referenced with '@' and "
         f"without '()'. {_received('model_fn', model_fn)}. Fix: set e.g. "
-        f"{_binding('tfgrow.train.model_fn', '@tfgrow.models.resnet_cifar')}."
+        f"{_binding('tfgrow.train.model_fn', '@tfgrow.grown_model')} with "
+        f"{_binding('tfgrow.grown_model.builder', '@tfgrow.models.keras_resnet_cifar')}."
     )
 
 
@@ -281,9 +282,9 @@ def checked_builder(model_fn, growing_network):
 
     Args:
         model_fn: the builder, `(input_shape, num_classes, **kwargs) -> model`.
-        growing_network: True when the method trains a growing network ("grow", "full": a
-            `GrowingNetwork` or `tfgrow.grow`'s `GrowingModel`); False
-            when it trains a plain Keras functional model (MorphNet methods).
+        growing_network: True when the method trains a growing network ("grow", "full":
+            `tfgrow.grow`'s `GrowingModel`); False when it trains a plain Keras functional model
+            (MorphNet methods).
 
     Returns:
         A builder with the same arguments that raises InputError when the model is not of the
@@ -328,7 +329,8 @@ def checked_builder(model_fn, growing_network):
             raise InputError(
                 f"Expected tfgrow.train.model_fn to return {kind}. Received: {builder} returned "
                 f"{type(model).__name__}. Fix: use a builder of tfgrow.models made for this "
-                "method (growing: resnet_cifar, vgg16, ...; MorphNet: keras_resnet_cifar, "
+                "method (growing: @tfgrow.grown_model with tfgrow.grown_model.builder = "
+                "@tfgrow.models.keras_resnet_cifar, ...; MorphNet: keras_resnet_cifar, "
                 "mobilenet_v1)."
             )
         _check_built_shapes(model, builder, tuple(input_shape), num_classes)
@@ -347,12 +349,8 @@ def _is_functional(model):
 
 def _check_built_shapes(model, builder, input_shape, num_classes):
     model = getattr(model, "source", model)  # tfgrow.grow's GrowingModel: the Keras model grown
-    if hasattr(model, "layer_sequence"):  # the hand-written GrowingNetwork
-        built_for = tuple(model.input_spec_shape)
-        outputs = getattr(model.layer_sequence[-1], "units", None)
-    else:
-        built_for = tuple(model.inputs[0].shape[1:])
-        outputs = model.outputs[0].shape[-1]
+    built_for = tuple(model.inputs[0].shape[1:])
+    outputs = model.outputs[0].shape[-1]
     if built_for != input_shape:
         raise InputError(
             f"Expected tfgrow.train.model_fn to build a model for the dataset's images of shape "

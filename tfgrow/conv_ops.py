@@ -126,9 +126,9 @@ def guard_stock_conv2d_gradient():
     TF registers one gradient function per op type; this wraps the registered `Conv2D` one so
     that strided 1x1 NHWC convolutions with fewer than 16 input channels (or an unknown count)
     take `_strided_pointwise_grads` and every other convolution keeps TF's own gradient. Called
-    once when tfgrow is imported (`tfgrow/__init__.py`); calling it again changes nothing. TF
-    keeps the registry private (`ops._gradient_registry`): if it moves, this is a no-op and
-    returns False, and growing layers stay protected through `conv2d_same`.
+    once when this module is imported (below); calling it again changes nothing. TF keeps the
+    registry private (`ops._gradient_registry`): if it moves, this is a no-op and returns False,
+    and only convolutions written with `conv2d_same` stay protected.
 
     Returns:
         True if the `Conv2D` gradient is (now) guarded.
@@ -144,7 +144,7 @@ def guard_stock_conv2d_gradient():
     return True
 
 
-# Installed when this module is first imported: growing layers (tfgrow/layers/conv.py), the graph
-# engine's executors (tfgrow/growing/executors.py) and MorphNet's and the baselines' training
+# Installed when this module is first imported: the growing engine's executors
+# (tfgrow/growing/executors.py) and MorphNet's and the baselines' training
 # (tfgrow/morphnet/phase.py) import it, so every convolution they differentiate is guarded.
 guard_stock_conv2d_gradient()

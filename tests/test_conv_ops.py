@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgrow.layers.conv_ops import ONEDNN_CHANNEL_BLOCK, _hits_onednn_6035, conv2d_same
+from tfgrow.conv_ops import ONEDNN_CHANNEL_BLOCK, _hits_onednn_6035, conv2d_same
 
 
 def _values_and_gradients(conv, inputs, kernel, strides):
@@ -95,8 +95,8 @@ def test_other_shapes_run_the_stock_op(kernel_size, strides, channels):
 
 def test_stock_conv2d_gradient_is_guarded_on_import():
     """Importing tfgrow routes stock Conv2D ops (Keras layers) around oneDNN#6035."""
-    import tfgrow.layers.conv_ops  # noqa: F401  (the guard is installed on import)
-    from tfgrow.layers.conv_ops import guard_stock_conv2d_gradient
+    import tfgrow.conv_ops  # noqa: F401  (the guard is installed on import)
+    from tfgrow.conv_ops import guard_stock_conv2d_gradient
 
     assert guard_stock_conv2d_gradient()  # idempotent: True, nothing wrapped twice
     rng = np.random.default_rng(2)
