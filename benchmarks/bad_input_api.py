@@ -9,9 +9,10 @@ from benchmarks.bad_input_cases import Case
 
 
 def _network():
+    import tfgrow
     import tfgrow.models
 
-    return tfgrow.models.resnet_cifar((28, 28, 1), 10)
+    return tfgrow.grow(tfgrow.models.keras_resnet_cifar((28, 28, 1), 10))
 
 
 def _images(*shape):
@@ -84,17 +85,17 @@ def _batch_size_zero(root):
 def _builder_bad_depth(root):
     import tfgrow.models
 
-    tfgrow.models.resnet_cifar((28, 28, 1), 10, depth=21)
+    tfgrow.models.keras_resnet_cifar((28, 28, 1), 10, depth=21)
 
 
 def api_cases():
     """The Python API's bad inputs."""
     return [
-        Case("shape", "GrowingNetwork(28x28x1) called on 32x32x3", "api", api=_call_wrong_channels),
-        Case("shape", "GrowingNetwork(28x28x1) called on 32x32x1", "api", api=_call_wrong_size),
+        Case("shape", "GrowingModel(28x28x1) called on 32x32x3", "api", api=_call_wrong_channels),
+        Case("shape", "GrowingModel(28x28x1) called on 32x32x1", "api", api=_call_wrong_size),
         Case(
             "shape",
-            "GrowingNetwork called on one image without batch axis",
+            "GrowingModel called on one image without batch axis",
             "api",
             api=_call_without_batch,
         ),
@@ -111,5 +112,5 @@ def api_cases():
         Case("api", "Budget(metric='param')", "api", api=_budget_metric),
         Case("api", "Temperature(mode='globl')", "api", api=_temperature_mode),
         Case("api", "load_dataset(batch_size=0)", "api", api=_batch_size_zero),
-        Case("api", "resnet_cifar(depth=21)", "api", api=_builder_bad_depth),
+        Case("api", "keras_resnet_cifar(depth=21)", "api", api=_builder_bad_depth),
     ]

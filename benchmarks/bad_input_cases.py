@@ -121,10 +121,15 @@ def _cases_of_training():
         binding("path", "tfgrow.train.data_dir='/nonexistent/tfds'"),
         binding("path", "tfgrow.train.data_dir='configs/tiny.gin'"),
         binding("builder", "tfgrow.train.model_fn=3"),
-        binding("builder", "tfgrow.train.model_fn=@tfgrow.models.resnet_cifar()"),
+        binding("builder", "tfgrow.train.model_fn=@tfgrow.models.keras_resnet_cifar()"),
         binding("builder", "tfgrow.train.model_fn=@tfgrow.models.keras_resnet_cifar"),
         binding(
-            "builder", "tfgrow.train.model_fn=@tfgrow.models.resnet_cifar", files=(MORPHNET, TINY)
+            "builder",
+            (
+                "tfgrow.train.model_fn=@tfgrow.grown_model",
+                "tfgrow.grown_model.builder=@tfgrow.models.keras_resnet_cifar",
+            ),
+            files=(MORPHNET, TINY),
         ),
         binding("builder", "tfgrow.models.keras_resnet_cifar.depth=21"),
         binding("builder", "tfgrow.models.keras_resnet_cifar.width_multiplier=0"),

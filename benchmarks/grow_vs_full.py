@@ -6,19 +6,16 @@ launcher, with the same epochs, then prints a table of ratios and checks them ag
 foundation issue's targets:
 
   grown accuracy >= full accuracy - 1 point;  params <= 40% of full;  train_cost_savings >= 2;
-  grown wall time <= 0.6 x full wall time;  grown run <= 20 minutes.
+  grown wall time <= 0.6 x full wall time;  grown run <= 20 minutes;
+
+and against issue 11's, for the main job on the graph engine:
+
+  accuracy within 0.5 points of full;  params <= 32% of full;  train_cost_savings >= 2.5.
 
 Usage:
   python -m benchmarks.grow_vs_full [--epochs=N] [--json=results.json] [--root=runs/bench]
   python -m benchmarks.grow_vs_full --extra_gin=configs/tiny.gin   # a one-minute smoke run
-  python -m benchmarks.grow_vs_full --hand_written_engine   # + the main job on the old engine
   python -m benchmarks.grow_vs_full --latency   # + the latency-budget run (issue 14)
-
-With --hand_written_engine the three runs go back to back (the main job, full, the main job on
-the hand-written engine: `fashion_mnist_resnet20_grow_hand_written.gin`) and the main job is
-checked against issue 11's targets: accuracy within 0.5 points of full, params <= 32%,
-train_cost_savings >= 2.5, wall time no worse than the hand-written engine's. The flag and its
-config exist for that comparison until the hand-written engine is retired.
 
 With --latency, `fashion_mnist_resnet20_grow_latency.gin` (a budget of 50% of the predicted
 step time) runs after them and is checked against issue 14's targets: wall time <= 0.6 x the
@@ -37,11 +34,6 @@ flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 flags.DEFINE_string("root", "runs/bench_grow_vs_full", "Parent directory of both model dirs.")
 flags.DEFINE_multi_string("extra_gin", [], "Extra gin files for both runs (e.g. tiny.gin).")
 flags.DEFINE_bool("reuse", False, "Reuse runs that have a summary.json.")
-flags.DEFINE_bool(
-    "hand_written_engine",
-    False,
-    "Also run the main job on the hand-written engine, back to back (issue 11's comparison).",
-)
 flags.DEFINE_bool("latency", False, "Also run the latency-budget config, back to back (issue 14).")
 FLAGS = flags.FLAGS
 
@@ -49,9 +41,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = {
     "grow": "configs/experiments/fashion_mnist_resnet20_grow.gin",
     "full": "configs/experiments/fashion_mnist_resnet20_full.gin",
-    # The same method and settings on the hand-written engine (`tfgrow.models.resnet_cifar`):
-    # issue 11 compares "grow" with it and with "full" (until that engine is retired).
-    "grow_hand_written": "configs/experiments/fashion_mnist_resnet20_grow_hand_written.gin",
     # Issue 14: the same network grown to 50% of the full network's predicted step time.
     "grow_latency": "configs/experiments/fashion_mnist_resnet20_grow_latency.gin",
 }
@@ -98,18 +87,13 @@ def compare(grow, full):
     return figures
 
 
-def compare_engines(graph, hand_written, full):
-    """Issue 11's targets for the graph engine's main job, against the same full run."""
-    figures = compare(graph, full)
-    figures["graph_vs_hand_written_wall_time"] = graph["wall_time_s"] / hand_written["wall_time_s"]
-    figures["hand_written_wall_time_ratio"] = hand_written["wall_time_s"] / full["wall_time_s"]
-    figures["targets"] = {
+def issue_11_targets(figures):
+    """Issue 11's targets for the main job, from `compare`'s figures against the same full run."""
+    return {
         "accuracy_within_0_5_point": figures["accuracy_gap_points"] <= 0.5,
         "params_at_most_32_percent": figures["params_fraction"] <= 0.32,
         "train_cost_savings_at_least_2_5": figures["train_cost_savings"] >= 2.5,
-        "wall_time_no_worse_than_hand_written": figures["graph_vs_hand_written_wall_time"] <= 1.0,
     }
-    return figures
 
 
 def compare_latency(latency, full):
@@ -158,30 +142,19 @@ def print_targets(targets):
 
 def main(argv):
     del argv
-    names = ["grow", "full"] + (["grow_hand_written"] if FLAGS.hand_written_engine else [])
-    names += ["grow_latency"] if FLAGS.latency else []
+    names = ["grow", "full"] + (["grow_latency"] if FLAGS.latency else [])
     summaries = {name: run(name, RUNS[name]) for name in names}
     figures = compare(summaries["grow"], summaries["full"])
+    figures["issue_11_targets"] = issue_11_targets(figures)
     print_table(figures)
-    if FLAGS.hand_written_engine:
-        hand_written = summaries["grow_hand_written"]
-        figures = compare_engines(summaries["grow"], hand_written, summaries["full"])
-        print("\nIssue 11: the main job (graph engine) against full and the hand-written engine")
-        ratio = figures["graph_vs_hand_written_wall_time"]
-        print(f"  wall time: graph / hand-written engine  {ratio:.3f}")
-        print_targets(figures["targets"])
-        hand_written = compare(hand_written, summaries["full"])
-        print("\nThe hand-written engine (fashion_mnist_resnet20_grow_hand_written.gin):")
-        print_table(hand_written)
-        figures = {"graph": figures, "hand_written": hand_written}
+    print("issue 11:", end=" ")
+    print_targets(figures["issue_11_targets"])
     if FLAGS.latency:
         latency = compare_latency(summaries["grow_latency"], summaries["full"])
         print("\nThe latency budget (fashion_mnist_resnet20_grow_latency.gin), same full run:")
         print_table(latency)
         print(f"  predicted step: H(s) / full  {latency['latency_predicted_fraction']:.3f}")
-        if "graph" not in figures:
-            figures = {"graph": figures}
-        figures["latency"] = latency
+        figures = {"grow": figures, "latency": latency}
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
             json.dump(figures, f, indent=2)

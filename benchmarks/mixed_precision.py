@@ -4,12 +4,11 @@ For ResNet-20 on 28x28x1 inputs (the main job's network), batch 128, this times 
 of each network below in float32 and in `mixed_bfloat16` (README, "Mixed precision"), rounds
 interleaved, median over `--repeats` rounds of `--steps` steps:
 
-  stock        the stock Keras ResNet-20 (`tfgrow.models.keras_resnet_cifar`) rebuilt at the
-               sampled widths, the step of `benchmarks.step_time.stock_step` (at full width
-               the issue's reference: 1.9x);
-  graph        that model grown by the graph engine (`tfgrow.grow`, channels only), the
-               launcher's `Trainer` step at every group's active fraction `--fractions`;
-  hand_written tfgrow's own ResNet-20 (`tfgrow.models.resnet_cifar`), the same step.
+  stock  the stock Keras ResNet-20 (`tfgrow.models.keras_resnet_cifar`) rebuilt at the sampled
+         widths, the step of `benchmarks.step_time.stock_step` (at full width the issue's
+         reference: 1.9x);
+  graph  that model grown by `tfgrow.grow` (channels only), the launcher's `Trainer` step at
+         every group's active fraction `--fractions`.
 
 and prints float32 ms / bfloat16 ms per row: the speed-up of the mixed policy. Masks are
 deterministic (`step_time.set_fraction`), so both policies compute exactly the same widths.
@@ -40,16 +39,12 @@ def networks(policy, fraction):
             grow_layers=False,
             channel_multiple=step_time.channel_multiple(),
         )
-        hand_written = models.resnet_cifar(INPUT_SHAPE, NUM_CLASSES)
-    hand_written.channel_multiple = step_time.channel_multiple()
     widths = step_time.set_fraction(graph, fraction)
-    step_time.set_fraction(hand_written, fraction)
     if fraction != 1.0:  # stock Keras at exactly the sampled widths, in the same policy
         stock = step_time.stock_model(graph, widths)
     return {
         "stock": step_time.stock_step(stock, jit_compile=False),
         "graph": step_time.growing_step(graph, jit_compile=False),
-        "hand_written": step_time.growing_step(hand_written, jit_compile=False),
     }
 
 
@@ -72,7 +67,7 @@ def time_fraction(fraction):
             "speedup": float32 / bfloat16,
         }
         print(
-            f"{name:>12} fraction {fraction:.2f}  float32 {row['float32_ms']:6.1f} ms  "
+            f"{name:>5} fraction {fraction:.2f}  float32 {row['float32_ms']:6.1f} ms  "
             f"mixed_bfloat16 {row['mixed_bfloat16_ms']:6.1f} ms  speed-up {row['speedup']:.2f}x",
             flush=True,
         )

@@ -1,12 +1,10 @@
 r"""Training-step time of growing models against stock Keras models of exactly the same widths.
 
-For ResNet-20 (28x28x1, the main job's input) and VGG-16-BN (32x32x3) in tfgrow's growable
-layers (`GrowingNetwork`), and MobileNetV1 and ResNet-50 (32x32x3, small so that a row takes
-minutes on a 2-core CPU) as plain Keras builders grown by the graph engine (`tfgrow.grow`,
-channels only), and 2-layer LSTM language models (`lstm_small`: 200 units, `lstm_medium`: 650;
-vocabulary 10,000, 35 steps, batch 20; embedding and LSTM units growing), at active channel
-fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times
-one training step of
+For ResNet-20 (28x28x1, the main job's input), VGG-16-BN, MobileNetV1 and ResNet-50 (32x32x3, small
+so that a row takes minutes on a 2-core CPU), plain Keras builders of `tfgrow.models` grown by
+`tfgrow.grow` (channels only), and 2-layer LSTM language models (`lstm_small`: 200 units,
+`lstm_medium`: 650; vocabulary 10,000, 35 steps, batch 20; embedding and LSTM units growing), at
+active channel fractions 0.25, 0.5, 0.75 and 1.0 of every group, this times one training step of
 
   grow_ragged  the growing model's step (Trainer, exact ragged widths rounded up to
                --channel_multiple, by default the launcher's 8; the launcher's default mode);
@@ -14,8 +12,8 @@ one training step of
                on a ladder in multiples of --xla_channel_multiple (by default what
                configs/modes/xla.gin sets: 4);
   stock        a stock Keras functional model (Conv2D, BatchNormalization, Dense) built at the
-               active widths (for the graph engine's models: the plain builder's model rebuilt
-               at those widths, `tfgrow.graph.slicing.build_at_widths`), trained by the same
+               active widths (the plain builder's model rebuilt at those widths,
+               `tfgrow.graph.slicing.build_at_widths`), trained by the same
                step (same optimiser code, same batch; the language models: plain SGD, their
                configs' recipe, momentum 0.9 and weight decay 5e-4 otherwise);
   stock_xla    that step compiled with XLA;
@@ -47,8 +45,8 @@ from benchmarks.step_time_models import INPUTS, set_fraction, stock_model
 flags.DEFINE_list(
     "models",
     ["resnet20", "vgg16"],
-    "Models to time: resnet20, vgg16 (GrowingNetwork), resnet20_graph, mobilenet_v1, resnet50"
-    " (tfgrow.grow), lstm_small, lstm_medium (2-layer LSTM language models, batch 20).",
+    "Models to time: resnet20, vgg16, mobilenet_v1, resnet50 (tfgrow.grow of the plain "
+    "builders), lstm_small, lstm_medium (2-layer LSTM language models, batch 20).",
 )
 flags.DEFINE_list("fractions", ["0.25", "0.5", "0.75", "1.0"], "Active channel fractions.")
 flags.DEFINE_integer("batch_size", 128, "Global batch size.")

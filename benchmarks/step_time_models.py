@@ -1,8 +1,8 @@
 """The models `benchmarks.step_time` times: growing models and stock Keras models of equal widths.
 
-A benchmark model has a name (`INPUTS`: its input shape and classes). ResNet-20 and VGG-16 are
-tfgrow's growable layers (`GrowingNetwork`); the names in `GRAPH_BUILDERS` are plain Keras
-builders grown by the graph engine (`tfgrow.grow`, channels only). The language models
+A benchmark model has a name (`INPUTS`: its input shape and classes). The names in
+`GRAPH_BUILDERS` are plain Keras builders of `tfgrow.models` grown by `tfgrow.grow` (channels
+only). The language models
 (`LANGUAGE_MODELS`: `tfgrow.models.lstm_language_model`, stateful LSTMs) read windows of 35
 token ids at their own batch size (Zaremba et al.'s 20, whatever --batch_size says).
 `set_fraction` fixes the masks so that every step draws exactly a given fraction of every group;
@@ -13,16 +13,16 @@ import numpy as np
 
 INPUTS = {
     "resnet20": ((28, 28, 1), 10),
-    "resnet20_graph": ((28, 28, 1), 10),
     "vgg16": ((32, 32, 3), 10),
     "mobilenet_v1": ((32, 32, 3), 10),
     "resnet50": ((32, 32, 3), 10),
     "lstm_small": ((35,), 10000),
     "lstm_medium": ((35,), 10000),
 }
-# Plain Keras builders (tfgrow.models) that the graph engine grows.
+# Plain Keras builders (tfgrow.models) that tfgrow.grow grows.
 GRAPH_BUILDERS = {
-    "resnet20_graph": "keras_resnet_cifar",
+    "resnet20": "keras_resnet_cifar",
+    "vgg16": "vgg16_bn",
     "mobilenet_v1": "mobilenet_v1",
     "resnet50": "resnet50",
 }
@@ -44,14 +44,10 @@ def growing_model(name, multiple):
             input_shape, classes, batch_size=LANGUAGE_MODEL_BATCH, units=LANGUAGE_MODELS[name]
         )
         return tfgrow.grow(model, grow_layers=False, channel_multiple=multiple)
-    if name in GRAPH_BUILDERS:
-        import tfgrow
+    import tfgrow
 
-        model = getattr(models, GRAPH_BUILDERS[name])(input_shape, classes)
-        return tfgrow.grow(model, grow_layers=False, channel_multiple=multiple)
-    network = (models.resnet_cifar if name == "resnet20" else models.vgg16)(input_shape, classes)
-    network.channel_multiple = multiple
-    return network
+    model = getattr(models, GRAPH_BUILDERS[name])(input_shape, classes)
+    return tfgrow.grow(model, grow_layers=False, channel_multiple=multiple)
 
 
 def optimizer_settings(name):
@@ -85,65 +81,11 @@ def batch(name, batch_size):
 
 
 def stock_model(network, widths):
-    """A stock Keras functional model of `network` at `widths` (group name -> width)."""
-    from tfgrow.growing import GrowingModel
-
-    if isinstance(network, GrowingModel):
-        return graph_stock_model(network, widths)
-    return sequence_stock_model(network, widths)
-
-
-def graph_stock_model(network, widths):
-    """The grown model's source rebuilt at `widths` (fixed groups at full width), fresh weights."""
+    """The grown model's source rebuilt at `widths` (group name -> width; fixed groups at full
+    width), fresh weights: a stock Keras functional model of exactly those widths."""
     from tfgrow.latency import stock_model_at_widths
 
     return stock_model_at_widths(network, widths)
-
-
-def sequence_stock_model(network, widths):
-    """A stock Keras functional model of a GrowingNetwork's layer sequence at `widths`."""
-    import keras
-
-    from tfgrow.layers.blocks import GrowableBlock
-    from tfgrow.layers.conv import GrowableConv2D, GrowableDense
-    from tfgrow.layers.pooling import Pool2D
-
-    def width(group, full):
-        return full if group is None else int(widths[group])
-
-    def conv(x, layer):
-        filters = width(layer.output_group, layer.filters)
-        x = keras.layers.Conv2D(
-            filters, layer.kernel_size, layer.strides, padding="same", use_bias=layer.use_bias
-        )(x)
-        if layer.use_batch_norm:
-            x = keras.layers.BatchNormalization(epsilon=layer.batch_norm_epsilon)(x)
-        return keras.layers.Activation(layer.activation)(x)
-
-    def dense(x, layer):
-        x = keras.layers.Dense(width(layer.output_group, layer.units), use_bias=layer.use_bias)(x)
-        if layer.use_batch_norm:
-            x = keras.layers.BatchNormalization(epsilon=layer.batch_norm_epsilon)(x)
-        return keras.layers.Activation(layer.activation)(x)
-
-    inputs = keras.Input(network.input_spec_shape)
-    x = inputs
-    for layer in network.layer_sequence:
-        if isinstance(layer, GrowableBlock):
-            body = conv(conv(x, layer.conv1), layer.conv2)
-            shortcut = conv(x, layer.shortcut) if layer.shortcut is not None else x
-            x = keras.layers.ReLU()(keras.layers.Add()([shortcut, body]))
-        elif isinstance(layer, GrowableConv2D):
-            x = conv(x, layer)
-        elif isinstance(layer, GrowableDense):
-            x = dense(x, layer)
-        elif isinstance(layer, Pool2D) and layer.kind == "max":
-            x = keras.layers.MaxPooling2D(2, padding="same")(x)
-        elif isinstance(layer, Pool2D):
-            x = keras.layers.GlobalAveragePooling2D()(x)
-        else:
-            raise TypeError(f"No stock equivalent for {type(layer).__name__} {layer.name!r}")
-    return keras.Model(inputs, x, name=f"stock_{network.name}")
 
 
 def set_fraction(network, fraction):

@@ -4,8 +4,8 @@ Usage:
   python -m launchers.export --model_dir=runs/fashion_mnist_resnet20_grow \
     --export_dir=exports/resnet20_grow [--format=saved_model|tflite] [--traceback]
 
-Growing runs of either engine are rebuilt from model_dir/operative_config.gin and restored from
-the latest checkpoint (a `tfgrow.grow` run exports its source Keras model at H(s), through
+Growing runs are rebuilt from model_dir/operative_config.gin and restored from the latest
+checkpoint (a `tfgrow.grow` run exports its source Keras model at H(s), through
 tfgrow/graph/slicing.py); MorphNet runs export model_dir/final_model.keras. The export is checked
 against summary.json (params and FLOPs) and, for growing runs, against the restored network's
 inference (export_info.json: max_output_difference), and written atomically: a temporary

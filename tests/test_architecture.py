@@ -1,7 +1,7 @@
 """The package keeps the architecture rules of issue 11 item 5 (measured by
 `benchmarks/architecture.py`, from the source alone): no import cycles, no module over 500 lines,
-no function over 80, no private names borrowed across packages, no training code under layers or
-models. The checker itself is checked on a small package written here, so a rule that stops
+no function over 80, no private names borrowed across packages, no training code reached from
+the network code (graph, growing, models) or the method's primitives. The checker itself is checked on a small package written here, so a rule that stops
 finding what it should fails too."""
 
 import textwrap
@@ -36,7 +36,7 @@ def test_no_private_name_is_used_across_packages(report):
     assert report.private_imports == []
 
 
-def test_layers_and_models_never_reach_the_training_code(report):
+def test_network_code_never_reaches_the_training_code(report):
     assert report.training_imports == []
 
 
