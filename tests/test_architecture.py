@@ -1,8 +1,8 @@
 """The package keeps the architecture rules of issue 11 item 5 (measured by
-`benchmarks/architecture.py`, from the source alone): no import cycles, no module over 500 lines,
-no function over 80, no private names borrowed across packages, no training code reached from
-the network code (graph, growing, models) or the method's primitives. The checker itself is checked on a small package written here, so a rule that stops
-finding what it should fails too."""
+`benchmarks/architecture.py`, from the source alone): no import cycles, no module over 500 lines, no
+function over 80, no private names borrowed across packages, no training code reached from the
+network code (graph, growing, models) or the method's primitives. The checker itself is checked on a
+small package written here, so a rule that stops finding what it should fails too."""
 
 import textwrap
 
