@@ -1,6 +1,7 @@
-"""Export: the plain stock-Keras network at H(s) computes what the growing network computes, is
-counted like it, serves as a SavedModel (Python, saved_model_cli) and as TFLite, and is written
-atomically; MorphNet runs export their final Keras model."""
+"""Export: a grown network's plain stock-Keras model at H(s) serves as a SavedModel (Python,
+saved_model_cli) and as TFLite, and is written atomically; only `tfgrow.grow`'s models are taken;
+MorphNet runs export their final Keras model; every growing config exports from the launcher. What
+the plain model computes and counts, family by family: tests/growing/test_plain.py."""
 
 import json
 import os
@@ -12,53 +13,27 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfgrow
+from tests.fixtures import graphs
 from tests.fixtures.processes import run_module
 from tests.fixtures.runs import STOCK_FLOPS, STOCK_PARAMS, fake_morphnet_run, stock_model
-from tfgrow import cost, export, run_export
+from tfgrow import export, run_export
 from tfgrow.graph import count_model
 from tfgrow.masks import Temperature
-from tfgrow.models import basic3resnet, plain3net, resnet_cifar, vgg16
+from tfgrow.models import keras_resnet_cifar
 
 TOLERANCE = 1e-4
 TEMPERATURE = Temperature(1.0, 200.0, "structure", 4.0)
-FAMILIES = {
-    "resnet_cifar": lambda: resnet_cifar((12, 12, 1), 5, widths=(8, 12, 16)),
-    "vgg16": lambda: vgg16((12, 12, 3), 5, plan=(8, "M", 12, 12, "M", 16), hidden_units=10),
-    "basic3resnet": lambda: basic3resnet(
-        (12, 12, 1), 5, max_blocks_per_stage=3, widths=(8, 12, 16)
-    ),
-    "plain3net": lambda: plain3net((12, 12, 1), 5, max_blocks_per_stage=3, widths=(8, 12, 16)),
-}
-STOCK_LAYERS = (
-    keras.layers.InputLayer,
-    keras.layers.Conv2D,
-    keras.layers.BatchNormalization,
-    keras.layers.ReLU,
-    keras.layers.Add,
-    keras.layers.Rescaling,
-    keras.layers.Dense,
-    keras.layers.MaxPooling2D,
-    keras.layers.GlobalAveragePooling2D,
-)
 
 
-def _mid_training_network(family, seed=0):
-    """A network in a mid-training state: mixed logits (some channels and blocks off), counters,
-    BN statistics and scales away from their initial values."""
+def _mid_training_network(seed=0):
+    """A grown ResNet in a mid-training state: random logits (some channels and blocks off),
+    counters, BN parameters and statistics away from their initial values."""
     keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    network = FAMILIES[family]()
-    network.channel_multiple = 8  # zero-valued padding channels must not change the export
-    for group in network.group_variables().values():
-        group.logits.assign(rng.normal(size=group.logits.shape).astype("float32"))
-        group.counters.assign(rng.uniform(0, 3, size=group.counters.shape).astype("float32"))
-    for variable in network.variables:
-        name = variable.path.rsplit("/", 1)[-1]
-        shape = variable.shape
-        if name in ("moving_mean", "beta"):
-            variable.assign(0.1 * rng.normal(size=shape).astype("float32"))
-        elif name in ("moving_variance", "gamma"):
-            variable.assign(rng.uniform(0.5, 1.5, size=shape).astype("float32"))
+    model = keras_resnet_cifar((12, 12, 1), 5, width_multiplier=0.5)
+    graphs.randomize_batch_norms(model, seed)
+    network = tfgrow.grow(model, grow_layers=True, channel_multiple=8)
+    graphs.randomize_mask_groups(network, seed)
     return network
 
 
@@ -66,36 +41,15 @@ def _inference(network, images, epoch=2.0):
     return network.forward(images, network.deterministic_context(TEMPERATURE, epoch)).numpy()
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_plain_model_computes_the_growing_networks_inference_with_its_cost(family):
-    network = _mid_training_network(family)
-    widths, blocks = network.architecture()
-    if blocks:  # both paths of a gated block are exercised: removed (off) and folded (on)
-        assert 0 < sum(blocks.values()) < len(blocks), blocks
-    assert min(widths.values()) < max(g.size for g in network.channel_groups.values())
-    images = np.random.default_rng(1).normal(size=(6, *network.input_spec_shape))
-    images = images.astype("float32")
-    plain = export.plain_model(network, TEMPERATURE, 2.0)
-    assert all(isinstance(layer, STOCK_LAYERS) for layer in plain.layers)
-    np.testing.assert_allclose(plain(images).numpy(), _inference(network, images), atol=TOLERANCE)
-    assert export.check_outputs(network, TEMPERATURE, 2.0, plain) <= TOLERANCE  # export_run's
-    expected = tuple(int(v) for v in cost.count(network.layer_costs, widths, blocks))
-    assert count_model(plain) == expected
-    # Off blocks are gone, not computed and zeroed.
-    off = [name for name, on in blocks.items() if not on]
-    assert not any(layer.name.startswith(tuple(off)) for layer in plain.layers if off)
-
-
-def test_full_network_exports_at_full_width():
-    network = resnet_cifar((8, 8, 1), 3, widths=(4, 6, 8), growing=False)
-    images = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
-    plain = export.plain_model(network)
-    np.testing.assert_allclose(plain(images).numpy(), network(images).numpy(), atol=TOLERANCE)
-    assert count_model(plain) == tuple(int(v) for v in network.full_cost())
+def test_plain_model_refuses_what_tfgrow_grow_did_not_make():
+    with pytest.raises(TypeError, match="Expected a growing network from tfgrow.grow"):
+        export.plain_model(stock_model())
+    with pytest.raises(TypeError, match="Received: Functional"):
+        export.full_plain_model(stock_model())
 
 
 def test_saved_model_serves_in_python_and_saved_model_cli_and_tflite_matches(tmp_path):
-    network = _mid_training_network("basic3resnet")
+    network = _mid_training_network()
     images = np.random.default_rng(2).normal(size=(3, 12, 12, 1)).astype("float32")
     expected = _inference(network, images)
     plain = export.plain_model(network, TEMPERATURE, 2.0)
@@ -134,7 +88,7 @@ def test_saved_model_serves_in_python_and_saved_model_cli_and_tflite_matches(tmp
 
 
 def test_a_failed_export_leaves_the_previous_export_and_no_temporary_files(tmp_path):
-    network = _mid_training_network("resnet_cifar")
+    network = _mid_training_network()
     plain = export.plain_model(network, TEMPERATURE, 2.0)
     target = tmp_path / "export"
     export.export_model(plain, target, info={"version": 1})
@@ -195,15 +149,10 @@ def test_export_refuses_a_model_that_does_not_match_the_summary(tmp_path):
     assert not os.path.exists(tmp_path / "export")
 
 
-# Every growing family through the launchers: train tiny, export, serve, compare. The configs
-# run on the graph engine (tfgrow.grow: the source Keras model rebuilt through graph/slicing.py);
-# "resnet20_hand_written" on the hand-written one, until that engine is retired (issue 11).
+# Every growing family through the launchers: train tiny, export, serve, compare (tfgrow.grow:
+# the source Keras model rebuilt through graph/slicing.py).
 FAMILY_RUNS = {
     "resnet20": ("configs/experiments/fashion_mnist_resnet20_grow.gin", []),
-    "resnet20_hand_written": (
-        "configs/experiments/fashion_mnist_resnet20_grow_hand_written.gin",
-        [],
-    ),
     "vgg16": ("configs/experiments/fashion_mnist_vgg16_grow.gin", []),
     "basic3resnet": (
         "configs/experiments/cifar10_basic3resnet_grow.gin",

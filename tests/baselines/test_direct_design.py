@@ -80,41 +80,15 @@ def test_an_unfinished_source_run_stops_the_launcher_with_a_message(tmp_path):
     assert not os.path.exists(tmp_path / "run" / "summary.json")
 
 
-# engine -> (Basic3ResNet at 3 blocks per stage, block names, stage1_block2's first conv and BN)
-ENGINES = {
-    "graph": (
-        lambda: tfgrow.grow(
-            models.autogrow_basic3resnet((8, 8, 1), 10, max_blocks_per_stage=3), grow_layers=True
-        ),
-        "stage{}_block{}_add",
-        "stage1_block2_1_conv",
-        "stage1_block2_1_bn",
-    ),
-    # Until the hand-written engine is retired (issue 11): its source runs still work.
-    "hand_written": (
-        lambda: models.basic3resnet((8, 8, 1), 10, max_blocks_per_stage=3),
-        "stage{}_block{}",
-        "stage1_block2_conv1",
-        "stage1_block2_conv1_bn",
-    ),
-}
-
-
-def _kernel(network, conv_name):
-    """The growing network's own kernel of the conv the plain model names `conv_name`."""
-    if isinstance(network, models.GrowingNetwork):
-        block = [layer for layer in network.layer_sequence if layer.name == "stage1_block2"][0]
-        return block.conv1.kernel.numpy()
-    return network.source.get_layer(conv_name).kernel.numpy()
-
-
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_blocks_that_are_off_are_removed_and_the_costs_are_the_architectures(engine):
-    build, block_name, conv_name, bn_name = ENGINES[engine]
-    network = build()
+def test_blocks_that_are_off_are_removed_and_the_costs_are_the_architectures():
+    # Basic3ResNet at 3 blocks per stage; stage1_block2's first conv and BN are checked.
+    conv_name, bn_name = "stage1_block2_1_conv", "stage1_block2_1_bn"
+    network = tfgrow.grow(
+        models.autogrow_basic3resnet((8, 8, 1), 10, max_blocks_per_stage=3), grow_layers=True
+    )
     widths = {name: max(1, group.size // 4) for name, group in network.channel_groups.items()}
     blocks = {name: 0 for name in network.all_block_names()}
-    blocks.update({block_name.format(1, 2): 1, block_name.format(3, 3): 1})
+    blocks.update({"stage1_block2_add": 1, "stage3_block3_add": 1})
     gated = {name: on for name, on in blocks.items() if name in network.gate_groups}
     model = direct_design.build_model(network, widths, blocks, seed=1)
     assert counting.count_model(model) == tuple(cost.count(network.layer_costs, widths, gated))
@@ -122,7 +96,8 @@ def test_blocks_that_are_off_are_removed_and_the_costs_are_the_architectures(eng
     assert conv_name in names and conv_name.replace("stage1", "stage2") not in names
     # Fresh weights: BN at gamma 1, kernels not the growing network's.
     kernel = model.get_layer(conv_name).kernel.numpy()
-    assert not np.allclose(kernel, _kernel(network, conv_name)[..., :4, :4])
+    source_kernel = network.source.get_layer(conv_name).kernel.numpy()
+    assert not np.allclose(kernel, source_kernel[..., :4, :4])
     np.testing.assert_array_equal(model.get_layer(bn_name).gamma.numpy(), 1.0)
 
 

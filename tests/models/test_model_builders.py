@@ -181,40 +181,6 @@ def test_autogrow_seeds_group_counts_follow_max_blocks_per_stage(
 
 
 @pytest.mark.parametrize(
-    "growable, plain",
-    [
-        (
-            lambda: models.resnet_cifar((28, 28, 1), 10, growing=False),
-            lambda: models.keras_resnet_cifar((28, 28, 1), 10),
-        ),
-        (
-            lambda: models.vgg16((28, 28, 1), 10, growing=False),
-            lambda: models.vgg16_bn((28, 28, 1), 10),
-        ),
-        (
-            lambda: models.basic3resnet((28, 28, 1), 10, max_blocks_per_stage=2, growing=False),
-            lambda: models.autogrow_basic3resnet((28, 28, 1), 10, max_blocks_per_stage=2),
-        ),
-        (
-            lambda: models.plain3net((28, 28, 1), 10, max_blocks_per_stage=2, growing=False),
-            lambda: models.autogrow_plain3net((28, 28, 1), 10, max_blocks_per_stage=2),
-        ),
-    ],
-    ids=["resnet20", "vgg16", "basic3resnet", "plain3net"],
-)
-def test_plain_builders_are_the_growable_builders_networks(growable, plain):
-    growing_network, model = growable(), plain()
-    assert growing_network.full_cost() == count_model(model)
-
-    def kernel_shapes(variables):
-        return sorted(tuple(v.shape) for v in variables if len(v.shape) > 1)
-
-    assert kernel_shapes(growing_network.trainable_variables) == kernel_shapes(
-        model.trainable_variables
-    )
-
-
-@pytest.mark.parametrize(
     "call, message",
     [
         (lambda: models.keras_resnet_cifar((32, 32, 3), 10, depth=21), "depth = 6n \\+ 2"),

@@ -257,7 +257,7 @@ def test_launcher_runs_mixed_bfloat16_and_exports_float32(tmp_path):
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
     result = launch(
         run_dir,
-        "configs/experiments/fashion_mnist_resnet20_grow_graph.gin",
+        "configs/experiments/fashion_mnist_resnet20_grow.gin",
         "configs/tiny.gin",
         bindings=["tfgrow.train.dtype_policy='mixed_bfloat16'"],
     )

@@ -100,7 +100,7 @@ def test_a_launcher_run_reports_its_step_times(tmp_path):
     model_dir = tmp_path / "run"
     result = launch(
         model_dir,
-        "configs/experiments/fashion_mnist_resnet20_grow_graph.gin",
+        "configs/experiments/fashion_mnist_resnet20_grow.gin",
         "configs/tiny.gin",
         bindings=["tfgrow.train.step_timing_steps=1"],
     )
