@@ -135,7 +135,7 @@ def test_the_step_refreshes_lambda_from_the_predicted_time(tmp_path):
 
 def test_networks_without_input_sizes_and_a_missing_table_get_clear_errors(tmp_path):
     graph_network = _network()
-    # Layer costs without the input sizes of their convs (the hand-written engine's had none).
+    # Layer costs without the input sizes of their convs (LayerCosts written by hand may have none).
     unsized = [dataclasses.replace(layer, input_size=()) for layer in graph_network.layer_costs]
     assert any(layer.kind == "conv" for layer in unsized)
     with pytest.raises(ValueError, match="input size for the latency table"):

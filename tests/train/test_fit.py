@@ -15,9 +15,6 @@ import tfgrow
 from tests.fixtures.processes import REPO, run_script
 from tests.fixtures.runs import tiny_basic3resnet, tiny_resnet
 from tfgrow.budget import Budget
-from tfgrow.layers.blocks import GrowableBlock
-from tfgrow.layers.conv import GrowableConv2D, GrowableDense
-from tfgrow.layers.pooling import Pool2D
 from tfgrow.masks import MaskGroup
 from tfgrow.train.callback import GrowingCallback
 from tfgrow.train.errors import NonFiniteLossError
@@ -87,21 +84,6 @@ def test_a_mask_group_config_round_trips():
     config = group.get_config()
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(group))
     assert type(clone) is MaskGroup and clone.get_config() == config
-
-
-def test_every_growable_layer_config_round_trips():
-    """The hand-written engine's layers (tfgrow/layers/)."""
-    block = GrowableBlock(8, "a", "b", "c", strides=2, projection=True, name="block")
-    layers = [
-        GrowableConv2D(6, (3, 1), 2, input_group="a", output_group="b", name="conv"),
-        GrowableDense(4, input_group="b", use_batch_norm=False, use_bias=True, name="dense"),
-        block,
-        Pool2D("global_average", name="pool"),
-    ]
-    for layer in layers:
-        config = layer.get_config()
-        clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-        assert type(clone) is type(layer) and clone.get_config() == config
 
 
 def test_save_and_load_mid_training_resumes_fit_exactly(tmp_path):

@@ -22,7 +22,7 @@ from tfgrow.train.capacity import CapacityPlanner
 from tfgrow.train.trainer import Trainer
 
 BUILDERS = {
-    # Stage widths 4, 8, 16; channels only, as the hand-written ResNet-20 grew.
+    # Stage widths 4, 8, 16; channels only, as the main job grows ResNet-20.
     "resnet20": lambda: tiny_resnet(depth=20, grow_layers=False),
     "basic3resnet": tiny_basic3resnet,
 }
