@@ -73,14 +73,15 @@ def test_architecture_scalars_count_blocks_per_stage_and_channels_of_off_blocks_
     assert scalars["stage_blocks/stage1"] == 2.0  # block1 (ungated) + block2
     assert scalars["stage_blocks/stage2"] == 1.0
     assert scalars["active_fraction/stage1_block3_1_conv"] == 1.0  # its own width, block off or not
-    # stage1 groups: block1 1/4 (seed), block2 3/4, block3 counted 0 of 4. The stage-1 stream is
-    # named after the stem conv, so it counts for the network (2/4), not for stage1.
-    assert scalars["stage_fraction/stage1"] == pytest.approx((1 + 3 + 0) / 12)
-    assert scalars["stage_fraction/network"] == pytest.approx(2 / 4)
+    # stage1 groups: the stream (named after the stem conv) 2/4, block1 1/4 (seed), block2 3/4,
+    # block3 counted 0 of 4.
+    assert scalars["stage_fraction/stage1"] == pytest.approx((2 + 1 + 3 + 0) / 16)
+    assert "stage_fraction/network" not in scalars
     assert scalars["temperature/stage1_block1_1_conv"] == pytest.approx((4.0 + 1 + 1 + 1) / 4)
     assert scalars["temperature/stage1_block2_add_gate"] == pytest.approx(1.0)
     assert scalars["budget/target"] == 0.3
     assert stage_of("stage2_block3_add_gate") == "stage2" and stage_of("conv3") == "network"
+    assert stage_of("stem_conv") == "stage1" and stage_of("stemless") == "network"
 
 
 def test_growing_figures_have_their_panels_and_are_valid_pngs(tmp_path):

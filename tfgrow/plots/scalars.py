@@ -17,11 +17,17 @@ import tensorflow as tf
 
 # Group and block names of the zoo's staged networks start with "stage<i>" (keras_resnet.py).
 _STAGE = re.compile(r"^(stage\d+)")
+# Their stem conv ("stem_conv") starts stage 1's stream: the graph analysis names the stream's
+# group after it, and stage 1's blocks add into it.
+_STEM = re.compile(r"^stem(_|$)")
 NETWORK_STAGE = "network"  # the one stage of a network whose names carry none (VGG)
 
 
 def stage_of(name):
-    """The stage a group or block belongs to: "stage<i>" from its name, else "network"."""
+    """The stage a group or block belongs to: "stage<i>" from its name, "stage1" for the stem
+    (stage 1's stream), else "network"."""
+    if _STEM.match(name):
+        return "stage1"
     match = _STAGE.match(name)
     return match.group(1) if match else NETWORK_STAGE
 
