@@ -10,6 +10,9 @@ stacked-LSTM language model built for a fixed `batch_size` (stateful LSTMs). Gro
 grow them through `tfgrow.grown_model` (`tfgrow.grow` of the builder's model).
 """
 
+# The zoo's strided 1x1 shortcuts on narrow inputs reach oneDNN#6035 in stock Keras training
+# too (`model.fit`, the baselines): importing the builders installs the Conv2D gradient guard.
+import tfgrow.conv_ops  # noqa: F401
 from tfgrow.models.autogrow import (
     autogrow_basic3resnet,
     autogrow_bottleneck4resnet,
