@@ -51,6 +51,18 @@ def test_squeeze_excitation_multiply_ties_the_gate_to_the_features():
     assert graph.input_layouts["logits"] == graph.output_layouts["expand"] * 16
 
 
+def test_producers_without_batch_norm_are_prunable_only_when_no_gamma_is_required():
+    model = graphs.no_batch_norm()
+    morphnet = analyze(model)  # MorphNet regularises gammas: nothing to prune here
+    reason = "no BatchNormalization gamma scales it"
+    assert {morphnet.fixed_groups[name] for name in ("c1", "c2", "hidden")} == {reason}
+    growing = analyze(model, gamma_required=False)  # growing masks producers' outputs
+    assert growing.fixed_groups == {"images": "model input", "logits": "model output"}
+    assert growing.cost(growing.full_widths(), "size") == morphnet.cost(
+        morphnet.full_widths(), "size"
+    )
+
+
 def test_bn_after_a_concat_scores_each_input_group():
     inputs = keras.Input((4, 4, 2))
     p = L.Conv2D(3, 1, name="p")(inputs)

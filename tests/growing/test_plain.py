@@ -54,6 +54,9 @@ GRAPHS = {
     # A sigmoid-gated squeeze-and-excitation producer: its mask values cannot be folded into its
     # kernel, so a Rescaling layer carries them.
     "se_concat_flatten": (graphs.se_concat_flatten, {}),
+    # Producers without batch norm: a ReLU conv and dense (values folded into kernel and bias)
+    # and a tanh conv (values carried by a Rescaling layer).
+    "no_batch_norm": (graphs.no_batch_norm, {}),
     "keras_mobilenet_v2": (
         lambda: keras.applications.MobileNetV2(
             weights=None, input_shape=(32, 32, 3), classes=5, alpha=0.35

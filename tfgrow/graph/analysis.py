@@ -110,13 +110,17 @@ def _spatial(shape, layer):
     return math.prod(dims)
 
 
-def analyze(model, tied_layers=()):
+def analyze(model, tied_layers=(), gamma_required=True):
     """Channel groups, layouts and cost terms of a functional Keras model.
 
     Args:
         model: a functional `keras.Model` built from the layers listed in the module docstring.
         tied_layers: pairs of layer names whose outputs carry the same channels although no
             merge ties them in the graph (a plain block `m F(x) + (1 - m) x` of growing).
+        gamma_required: a group is prunable only where a BatchNormalization gamma scales it
+            (MorphNet regularises gammas). Growing multiplies a producer's output by its mask
+            values where no batch norm reads it, so it passes False: every conv/dense output
+            is prunable unless another reason fixes it (a model output, a broadcast, ...).
 
     Returns:
         A `ChannelGraph`.
@@ -124,7 +128,7 @@ def analyze(model, tied_layers=()):
     Raises:
         UnsupportedLayerError: (a ValueError) for a layer the analysis cannot handle.
     """
-    walk = _Walk()
+    walk = _Walk(gamma_required)
     order = nodes_in_order(model)
     for layer, node in order:  # mask_zero adds mask ops to the graph: name the Embedding first
         problem = isinstance(layer, L.Embedding) and recurrent.unsupported(layer, node)
@@ -150,13 +154,16 @@ class _Walk:
     """The analysis' state while it walks the graph: channel *sources* (one per producer or
     input, merged by ties into groups) and the layout of every tensor as a tuple of sources."""
 
-    def __init__(self):
+    def __init__(self, gamma_required=True):
+        self.gamma_required = gamma_required
         self.sources = _UnionFind()
         self.source_sizes, self.source_names, self.source_fixed = [], [], {}
         self.layouts = {}  # id(KerasTensor) -> tuple of sources
         self.input_layouts, self.output_layouts, self.gamma_layouts = {}, {}, []
         self.raw_terms, self.width_layers = [], []
-        self.gateless_sources = set()  # prunable without a BN gamma (recurrent, embedding)
+        # Prunable without a BN gamma: recurrent and embedding outputs, and every producer's
+        # when gamma_required is False.
+        self.gateless_sources = set()
         self.seen_layers = set()
 
     def new_source(self, name, size, fixed_reason=None):
@@ -286,6 +293,8 @@ class _Walk:
             positions = _spatial(out_shape, layer)
             kh, kw = tuple(layer.kernel_size)
         out = (self.new_source(layer.name, units),)
+        if not self.gamma_required:
+            self.gateless_sources.add(out[0])
         if isinstance(layer, L.SeparableConv2D):
             if layer.depth_multiplier != 1:
                 raise _error(layer, "depth_multiplier must be 1")

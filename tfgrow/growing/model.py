@@ -69,7 +69,9 @@ class GrowingModel(MaskedStructures, keras.Model):
         self.channel_multiple = int(channel_multiple)
         self.logit_on, self.logit_off = float(logit_on), float(logit_off)
         declared = self.plain_blocks if self.grow_layers else ()
-        self.graph = analyze(model, tied_layers=declared)
+        # A conv/dense output grows with or without a batch norm after it: the executors
+        # multiply a producer's output by its mask values where no batch norm reads it.
+        self.graph = analyze(model, tied_layers=declared, gamma_required=False)
         blocks = find_blocks(model, declared)
         if not self.grow_layers:
             blocks = [dataclasses.replace(block, gated=False) for block in blocks]
