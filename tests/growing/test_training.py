@@ -161,3 +161,14 @@ def test_an_unsupported_layer_stops_with_its_name_and_what_to_do():
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
     with pytest.raises(UnsupportedLayerError, match=r"'learned_slope' \(PReLU\).*Replace it"):
         tfgrow.grow(model)
+
+
+def test_a_model_with_nothing_to_grow_is_refused_at_grow_time():
+    # Only a logits layer: its output is the model's, so no group can grow and no block is gated.
+    # Growing it used to fail on the first training step with a ConcatV2 error.
+    inputs = keras.Input((8,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(inputs), name="linear")
+    with pytest.raises(ValueError, match=r"nothing to grow in model 'linear'.*logits: model output"):
+        tfgrow.grow(model)
+    full = tfgrow.grow(model, growing=False)  # the full baseline still trains it as it is
+    assert full(np.ones((2, 8), "float32")).shape == (2, 3)

@@ -101,6 +101,8 @@ class GrowingModel(MaskedStructures, keras.Model):
         }
         # An LSTM's mask value multiplies its cell state too: it cannot be folded into a stock
         # LSTM's weights, so H(s) runs its kept units at value 1 (`inference_values`).
+        if growing and not self.channel_groups and not self.gate_groups:
+            raise ValueError(_nothing_to_grow(model, self.graph))
         self.unit_valued_groups = frozenset(
             name for name in self.channel_groups if isinstance(model.get_layer(name), RECURRENT)
         )
@@ -294,3 +296,15 @@ def _as_input(x, dtype):
     """A model input as a tensor: floating inputs in the compute dtype, token ids as they are."""
     x = tf.convert_to_tensor(x)
     return tf.cast(x, dtype) if x.dtype.is_floating else x
+
+
+def _nothing_to_grow(model, graph):
+    """The message for a model in which every channel group is fixed and no block is gated."""
+    reasons = "; ".join(f"{name}: {why}" for name, why in sorted(graph.fixed_groups.items()))
+    return (
+        f"tfgrow.grow found nothing to grow in model {model.name!r}: every channel group keeps "
+        f"its full width ({reasons or 'no channel groups'}) and no block has a layer gate. "
+        "Expected at least one Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, LSTM or GRU "
+        "output that is not the model's output. Fix: grow a model with hidden layers, or "
+        "train this one as it is (growing=False, the 'full' method)."
+    )
