@@ -1,4 +1,4 @@
-"""2D convolution with a workaround for oneDNN's strided 1x1 filter-gradient overflow.
+"""A guard on TF's Conv2D gradient against oneDNN's strided 1x1 filter-gradient overflow.
 
 oneDNN (v3.7.3 in TensorFlow 2.21, `jit_1x1:avx512_core` and `jit_avx2_1x1`) computes the
 filter gradient of a strided 1x1 convolution by first copying the strided input pixels into a
@@ -31,33 +31,6 @@ import tensorflow as tf
 ONEDNN_CHANNEL_BLOCK = 16
 
 
-def conv2d_same(inputs, kernel, strides):
-    """`tf.nn.conv2d(inputs, kernel, strides, "SAME")` (NHWC), safe from oneDNN#6035.
-
-    A 1x1 kernel with stride > 1 whose input may have fewer than 16 channels (unknown at trace
-    time counts: ragged active widths) runs the forward pass and the input gradient as TF's own
-    ops, and computes the kernel gradient without the faulty kernel: with SAME padding a 1x1
-    kernel pads nothing, so output pixel (i, j) reads input pixel (s i, s j), and the kernel
-    gradient is `subsample(x)^T dy`, a matmul. The subsample is an average pool of window 1
-    (exact; a strided slice costs 3-5x more on CPU). Measured side by side against the stock
-    op on widths it handles safely (forward and both gradients, medians of 21 and 41 rounds on
-    a loaded machine): [128, 28, 28, 16] -> 32: 0.96x and 0.79x; [128, 14, 14, 32] -> 64: 1.64x
-    and 0.92x; [32, 64, 64, 16] -> 32: 1.04x and 1.00x; [32, 56, 56, 64] -> 128: 1.04x and
-    1.03x; no consistent difference. Before the average pool, a strided slice made it 2.2-2.4x.
-
-    Args:
-        inputs: [batch, height, width, in_channels].
-        kernel: [kh, kw, in_channels, out_channels].
-        strides: int stride of both spatial axes.
-
-    Returns:
-        [batch, ceil(height / strides), ceil(width / strides), out_channels].
-    """
-    if not _hits_onednn_6035(inputs, kernel, strides):
-        return tf.nn.conv2d(inputs, kernel, strides, padding="SAME")
-    return _strided_pointwise_conv(inputs, kernel, strides)
-
-
 def _hits_onednn_6035(inputs, kernel, strides):
     """Whether the filter gradient could reach oneDNN's faulty strided 1x1 path."""
     if strides == 1 or tuple(kernel.shape[:2]) != (1, 1):
@@ -66,21 +39,18 @@ def _hits_onednn_6035(inputs, kernel, strides):
     return channels is None or channels < ONEDNN_CHANNEL_BLOCK
 
 
-def _strided_pointwise_conv(inputs, kernel, strides):
-    @tf.custom_gradient
-    def conv(inputs, kernel):
-        outputs = tf.nn.conv2d(inputs, kernel, strides, padding="SAME")
-        return outputs, lambda d_outputs: _strided_pointwise_grads(
-            inputs, kernel, d_outputs, strides
-        )
-
-    # A variable passed as it is (a full-width kernel, nothing gathered) would make
-    # tf.custom_gradient ask for its `variables`; the read tensor carries the gradient to it.
-    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
-
-
 def _strided_pointwise_grads(inputs, kernel, d_outputs, strides):
-    """Input and kernel gradients of a SAME 1x1 NHWC convolution, avoiding oneDNN#6035."""
+    """Input and kernel gradients of a SAME 1x1 NHWC convolution, avoiding oneDNN#6035.
+
+    The forward pass and the input gradient are TF's own ops. With SAME padding a 1x1 kernel
+    pads nothing, so output pixel (i, j) reads input pixel (s i, s j), and the kernel gradient is
+    `subsample(x)^T dy`, a matmul. The subsample is an average pool of window 1 (exact; a strided
+    slice costs 3-5x more on CPU). Measured side by side against the stock op on widths it
+    handles safely (forward and both gradients, medians of 21 and 41 rounds on a loaded
+    machine): [128, 28, 28, 16] -> 32: 0.96x and 0.79x; [128, 14, 14, 32] -> 64: 1.64x and
+    0.92x; [32, 64, 64, 16] -> 32: 1.04x and 1.00x; [32, 56, 56, 64] -> 128: 1.04x and 1.03x;
+    no consistent difference.
+    """
     d_inputs = tf.raw_ops.Conv2DBackpropInput(
         input_sizes=tf.shape(inputs),
         filter=kernel,
@@ -127,8 +97,8 @@ def guard_stock_conv2d_gradient():
     that strided 1x1 NHWC convolutions with fewer than 16 input channels (or an unknown count)
     take `_strided_pointwise_grads` and every other convolution keeps TF's own gradient. Called
     once when this module is imported (below); calling it again changes nothing. TF keeps the
-    registry private (`ops._gradient_registry`): if it moves, this is a no-op and returns False,
-    and only convolutions written with `conv2d_same` stay protected.
+    registry private (`ops._gradient_registry`): if it moves, this is a no-op and returns False
+    (`tests/test_conv_ops.py` then fails).
 
     Returns:
         True if the `Conv2D` gradient is (now) guarded.

@@ -1,5 +1,6 @@
-"""Training runs that crashed natively (oneDNN#6035, `tfgrow/layers/conv_ops.py`, which the graph
-engine's executors and MorphNet's phases install) now finish.
+"""Training runs that crashed natively (oneDNN#6035) now finish: the `Conv2D` gradient guard of
+`tfgrow/conv_ops.py` is installed by importing `tfgrow.models`, the growing executors or MorphNet's
+phases.
 
 Before the workaround, each of these died with a segmentation fault or a glibc abort
 ("corrupted size vs. prev_size") in nearly every run: the filter gradient of a strided 1x1
