@@ -58,7 +58,7 @@ REFUSED = [
     ("range", bindings("tfgrow.train.seed=-1"), ["seed", "Received: seed=-1"]),
     ("range", bindings("tfgrow.train.channel_multiple=0"), ["channel_multiple", "[1, 1024]"]),
     ("range", bindings("tfgrow.train.max_eval_examples=-5"), ["max_eval_examples", "-5"]),
-    ("range", bindings("tfgrow.train.final_temperature=-200"), ["final_temperature", "> 0"]),
+    ("range", bindings("tfgrow.train.final_temperature=-200"), ["> 0", "final_temperature=200.0"]),
     ("range", bindings("tfgrow.train.gradient_clip_norm=0"), ["gradient_clip_norm", "> 0"]),
     (
         "choice",

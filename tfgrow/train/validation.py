@@ -211,8 +211,8 @@ def check_train_arguments(arguments, methods, schedules, relaxations, temperatur
     for key in ("max_train_examples", "max_eval_examples"):
         if arguments[key] is not None:
             check_integer(name(key), arguments[key], minimum=1, example=1000)
-    for key in ("learning_rate", "beta0", "final_temperature"):
-        check_number(name(key), arguments[key], 0, open_below=True, example=0.1)
+    for key, example in (("learning_rate", 0.1), ("beta0", 1.0), ("final_temperature", 200.0)):
+        check_number(name(key), arguments[key], 0, open_below=True, example=example)
     if arguments["mask_learning_rate"] is not None:
         check_number(name("mask_learning_rate"), arguments["mask_learning_rate"], 0, None, True, 10)
     for key in ("momentum", "mask_momentum"):
