@@ -63,6 +63,17 @@ def test_producers_without_batch_norm_are_prunable_only_when_no_gamma_is_require
     )
 
 
+def test_fixed_layers_keep_their_group_full_and_unknown_names_are_refused():
+    model = keras_resnet_cifar((28, 28, 1), 10)
+    # Fixing one conv of a residual stream fixes the whole stream: its channels are tied.
+    graph = analyze(model, fixed_layers=("stage2_block2_2_conv",))
+    stream = group_of(graph, "stage2_block1_shortcut_conv")
+    assert graph.fixed_groups[stream] == "kept at full width (fixed_layers: 'stage2_block2_2_conv')"
+    assert len(graph.fixed_groups) == 3  # input, logits and that stream
+    with pytest.raises(ValueError, match=r"in fixed_layers\. Received: 'stage9'; the model has"):
+        analyze(model, fixed_layers=("stage9",))
+
+
 def test_bn_after_a_concat_scores_each_input_group():
     inputs = keras.Input((4, 4, 2))
     p = L.Conv2D(3, 1, name="p")(inputs)

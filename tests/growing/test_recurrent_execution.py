@@ -6,10 +6,12 @@ unsampled units at mask value 0), stateful layers included (their states too).
 (b) With every unit on and mask values 1, the grown model computes the stock Keras model.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfgrow
 from tests.fixtures import sequences
 from tests.fixtures.sequences import VARIANTS, grown_model, set_random_states
 from tfgrow.growing.recurrent import reset_states
@@ -192,3 +194,20 @@ def test_latency_budget_refuses_recurrent_layers():
     _, grown = grown_model("lstm")
     with pytest.raises(ValueError, match="LSTM/GRU/Embedding entries.*'params' or 'flops'"):
         LatencyTable(grown.layer_costs, batch_size=sequences.BATCH)
+
+
+def test_a_fixed_embedding_keeps_its_width_and_survives_save_and_load(tmp_path):
+    # The paper grows the LSTM layers of its language model, not the embedding.
+    model = sequences.language_model()
+    grown = tfgrow.grow(model, fixed_layers=("embedding",))
+    assert set(grown.channel_groups) == {"rnn1", "rnn2"}
+    assert grown.architecture()[0] == {"rnn1": 1, "rnn2": 1}
+    context = sampled_context(grown)
+    first = outputs_and_gradients(grown, context, sequences.tokens())
+    second = outputs_and_gradients(grown, grown.dense_equivalent(context), sequences.tokens())
+    np.testing.assert_allclose(first[0], second[0], rtol=1e-4, atol=1e-5)
+    assert_gradients_close(grown, first[1], second[1])
+    grown.save(tmp_path / "grown.keras")
+    restored = keras.models.load_model(tmp_path / "grown.keras")
+    assert restored.fixed_layers == ("embedding",)
+    assert set(restored.channel_groups) == {"rnn1", "rnn2"}

@@ -110,7 +110,7 @@ def _spatial(shape, layer):
     return math.prod(dims)
 
 
-def analyze(model, tied_layers=(), gamma_required=True):
+def analyze(model, tied_layers=(), gamma_required=True, fixed_layers=()):
     """Channel groups, layouts and cost terms of a functional Keras model.
 
     Args:
@@ -121,6 +121,9 @@ def analyze(model, tied_layers=(), gamma_required=True):
             (MorphNet regularises gammas). Growing multiplies a producer's output by its mask
             values where no batch norm reads it, so it passes False: every conv/dense output
             is prunable unless another reason fixes it (a model output, a broadcast, ...).
+        fixed_layers: names of layers whose output channels keep their full width (with every
+            channel tied to them), e.g. a language model's embedding, which the paper does not
+            grow.
 
     Returns:
         A `ChannelGraph`.
@@ -137,17 +140,28 @@ def analyze(model, tied_layers=(), gamma_required=True):
     for layer, node in order:
         walk.visit(layer, node)
     for first, second in tied_layers:
-        for name in (first, second):
-            if name not in walk.output_layouts:
-                raise ValueError(
-                    f"Expected tied layers among the model's layers. Received: {name!r} (pair "
-                    f"{(first, second)!r}); the model has {list(walk.output_layouts)[:6]}..."
-                )
-        walk.tie(model.get_layer(second), walk.output_layouts[first], walk.output_layouts[second])
+        layouts = [
+            _layer_layout(walk, name, f"tied layers {(first, second)!r}")
+            for name in (first, second)
+        ]
+        walk.tie(model.get_layer(second), *layouts)
     for tensor in model.outputs:
         for source in walk.layouts[id(tensor)]:
             walk.source_fixed.setdefault(source, "model output")
+    for name in fixed_layers:
+        for source in _layer_layout(walk, name, "fixed_layers"):
+            walk.source_fixed.setdefault(source, f"kept at full width (fixed_layers: {name!r})")
     return walk.channel_graph()
+
+
+def _layer_layout(walk, name, argument):
+    """The output layout of the layer called `name`; an unknown name stops with the known ones."""
+    if name not in walk.output_layouts:
+        raise ValueError(
+            f"Expected layer names of the model in {argument}. Received: {name!r}; the model "
+            f"has {list(walk.output_layouts)[:8]}..."
+        )
+    return walk.output_layouts[name]
 
 
 class _Walk:

@@ -13,6 +13,7 @@ def grow(
     channel_multiple=1,
     logit_on=3.0,
     logit_off=-3.0,
+    fixed_layers=(),
 ):
     """Makes a Keras functional model grow its channels (and blocks) during training.
 
@@ -31,6 +32,8 @@ def grow(
         growing: False gives the full network (no sampling), the "full" baseline.
         channel_multiple: computed widths rounded up to this multiple (`masks.active_set`).
         logit_on, logit_off: initial logits of seed structures and of the others.
+        fixed_layers: names of layers whose output channels keep their full width, with every
+            channel tied to them (e.g. a language model's embedding, which the paper keeps).
 
     Returns:
         A `GrowingModel`.
@@ -57,6 +60,7 @@ def grow(
         channel_multiple=channel_multiple,
         logit_on=logit_on,
         logit_off=logit_off,
+        fixed_layers=fixed_layers,
     )
 
 
@@ -68,6 +72,7 @@ def grown_model(
     builder=gin.REQUIRED,
     plain_blocks=(),
     grow_layers=False,
+    fixed_layers=(),
     batch_size=None,
 ):
     """The launcher's `model_fn` for any plain Keras builder, grown by `grow`.
@@ -81,6 +86,7 @@ def grown_model(
         builder: a plain Keras builder `(input_shape, num_classes) -> keras.Model`.
         plain_blocks: as `grow`; a callable `model -> pairs` is called on the built model.
         grow_layers: as `grow` (False: channels only, `configs/methods/grow_channels.gin`).
+        fixed_layers: as `grow`.
         batch_size: passed on to `builder` when given: the fixed batch size of models with
             stateful layers (`tfgrow.models.lstm_language_model`), which the run passes.
 
@@ -91,4 +97,10 @@ def grown_model(
     model = builder(input_shape, num_classes, **batch)
     if callable(plain_blocks):
         plain_blocks = plain_blocks(model)
-    return grow(model, plain_blocks=plain_blocks, grow_layers=grow_layers, growing=growing)
+    return grow(
+        model,
+        plain_blocks=plain_blocks,
+        grow_layers=grow_layers,
+        growing=growing,
+        fixed_layers=fixed_layers,
+    )

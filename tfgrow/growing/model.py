@@ -47,6 +47,7 @@ class GrowingModel(MaskedStructures, keras.Model):
         growing: False runs the full network: no sampling, every structure on.
         channel_multiple: round computed widths up to this multiple (`masks.active_set`).
         logit_on, logit_off: initial logits of seed and other structures (METHOD.md §1.5).
+        fixed_layers: names of layers whose output channels keep their full width.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class GrowingModel(MaskedStructures, keras.Model):
         channel_multiple=1,
         logit_on=3.0,
         logit_off=-3.0,
+        fixed_layers=(),
         **kwargs,
     ):
         kwargs.setdefault("name", model.name)
@@ -68,10 +70,13 @@ class GrowingModel(MaskedStructures, keras.Model):
         self.growing = growing
         self.channel_multiple = int(channel_multiple)
         self.logit_on, self.logit_off = float(logit_on), float(logit_off)
+        self.fixed_layers = tuple(fixed_layers)
         declared = self.plain_blocks if self.grow_layers else ()
         # A conv/dense output grows with or without a batch norm after it: the executors
         # multiply a producer's output by its mask values where no batch norm reads it.
-        self.graph = analyze(model, tied_layers=declared, gamma_required=False)
+        self.graph = analyze(
+            model, tied_layers=declared, gamma_required=False, fixed_layers=self.fixed_layers
+        )
         blocks = find_blocks(model, declared)
         if not self.grow_layers:
             blocks = [dataclasses.replace(block, gated=False) for block in blocks]
@@ -269,6 +274,7 @@ class GrowingModel(MaskedStructures, keras.Model):
             "channel_multiple": self.channel_multiple,
             "logit_on": self.logit_on,
             "logit_off": self.logit_off,
+            "fixed_layers": list(self.fixed_layers),
             **self.inference_config(),
         }
 
