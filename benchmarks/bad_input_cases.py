@@ -137,7 +137,12 @@ def _cases_of_training():
         binding("budget", "tfgrow.Budget.target=1.5"),
         binding("budget", "tfgrow.Budget.target='0.3'"),
         binding("budget", "tfgrow.Budget.metric='param'"),
-        binding("budget", "tfgrow.Budget.metric='latency'"),
+        binding(
+            "budget",
+            "tfgrow.Budget.metric='latency'",
+            files=("configs/experiments/wordnet_glosses_lstm_grow.gin", TINY),
+            label="tfgrow.Budget.metric='latency' on an LSTM language model",
+        ),
         binding("budget", "tfgrow.Budget.update_steps=0"),
         binding("budget", "tfgrow.Budget.lambda_channel_base=-1.0"),
         binding("strategy", "tfgrow.make_strategy.name='gpu_cluster'"),

@@ -1,8 +1,8 @@
-"""tfgrow/errors.py: the first line, sentence or paragraph of an exception quoted in a message."""
+"""tfgrow/errors.py: the first line or paragraph of an exception quoted in a message."""
 
 import re
 
-from tfgrow.errors import first_line, first_paragraph, first_sentence
+from tfgrow.errors import first_line, first_paragraph
 
 
 def test_first_line_is_the_first_line_without_surrounding_whitespace():
@@ -13,12 +13,6 @@ def test_an_empty_message_is_quoted_by_repr_or_the_callers_choice():
     # `raise RuntimeError()` has no message; the quote must still say what was raised.
     assert first_line(RuntimeError()) == "RuntimeError()"
     assert first_line(RuntimeError(" \n"), if_empty="RuntimeError") == "RuntimeError"
-
-
-def test_first_sentence_stops_at_the_first_period_of_the_first_line():
-    error = ValueError("Expected rank 3. Received: rank 1.\nMore.")
-    assert first_sentence(error) == "Expected rank 3"
-    assert first_sentence(ValueError("One sentence.")) == "One sentence"
 
 
 def test_first_paragraph_joins_the_lines_before_the_first_blank_line():

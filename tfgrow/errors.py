@@ -1,5 +1,5 @@
-"""The part of an exception's message that goes into another message: its first line, sentence
-or paragraph. Every package quotes errors it catches this way (the launchers' one-paragraph
+"""The part of an exception's message that goes into another message: its first line or
+paragraph. Every package quotes errors it catches this way (the launchers' one-paragraph
 `tfgrow: error:` line, input checks, checkpoints, datasets, strategies), so this module imports
 nothing. The training run's own exception classes are in `tfgrow.train.errors`.
 """
@@ -23,16 +23,6 @@ def first_line(error, if_empty=None):
     if text:
         return text.splitlines()[0]
     return repr(error) if if_empty is None else if_empty
-
-
-def first_sentence(error):
-    """The first sentence of an exception's message's first line, without its final period.
-
-    Example:
-        >>> first_sentence(ValueError("Expected rank 3. Received: rank 1.\\nMore."))
-        'Expected rank 3'
-    """
-    return first_line(error).split(". ")[0].rstrip(".")
 
 
 def first_paragraph(error, skip_line=None):

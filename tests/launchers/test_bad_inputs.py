@@ -146,6 +146,12 @@ REFUSED = [
         ),
         ["Keras functional model", "GrowingModel"],
     ),
+    # A builder's own refusal is quoted whole, with a fix about that setting (not the dataset).
+    (
+        "builder",
+        bindings("tfgrow.models.keras_resnet_cifar.depth=21"),
+        ["from its gin settings", "Received: depth=21", "correct that setting"],
+    ),
     ("gin", bindings("tfgrow.train.epoch=3"), ["did you mean tfgrow.train.epochs"]),
     ("gin", bindings("tfgrow.Budget.target=%BUDGT_TARGET"), ["BUDGT_TARGET"]),
     ("gin", bindings("tfgrow.train.epochs=(3"), ["brackets closed"]),

@@ -16,7 +16,7 @@ import tempfile
 import keras
 
 from tfgrow import data as data_lib
-from tfgrow.errors import first_line, first_sentence
+from tfgrow.errors import first_line
 from tfgrow.growing.structures import MaskedStructures  # what tfgrow.grow's models are
 from tfgrow.train.methods import GROWING_RUN_METHODS
 
@@ -316,13 +316,18 @@ def checked_builder(model_fn, growing_network):
         except ValueError as error:
             if language_model:
                 raise
-            # e.g. a language model (which needs batch_size) on an image dataset
-            raise InputError(
+            if "batch_size" not in str(error):  # a builder setting refused (e.g. depth=21)
+                raise InputError(
+                    f"Expected tfgrow.train.model_fn to build a model from its gin settings. "
+                    f"Received: {builder}, which failed with: {first_line(error).rstrip('.')}. "
+                    "Fix: correct that setting in the gin config or --gin_bindings."
+                ) from error
+            raise InputError(  # a language model (fixed batch) on an image dataset
                 f"Expected tfgrow.train.model_fn to build a model for the dataset's images of "
                 f"shape {tuple(input_shape)}. Received: {builder}, which failed with: "
-                f"{first_sentence(error)}. Fix: train language models on a text dataset "
-                f"(tfgrow.train.dataset in {tuple(data_lib.text.TEXT_DATASETS)}), image "
-                "models on image datasets."
+                f"{first_line(error).rstrip('.')}. Fix: train language models on a text dataset "
+                f"(tfgrow.train.dataset in {tuple(data_lib.text.TEXT_DATASETS)}), image models "
+                "on image datasets."
             ) from error
         if not isinstance(model, expected) or not (growing_network or _is_functional(model)):
             kind = "a tfgrow growing network" if growing_network else "a Keras functional model"
