@@ -104,10 +104,10 @@ class GrowingModel(MaskedStructures, keras.Model):
             for block in blocks
             if block.gated
         }
-        # An LSTM's mask value multiplies its cell state too: it cannot be folded into a stock
-        # LSTM's weights, so H(s) runs its kept units at value 1 (`inference_values`).
         if growing and not self.channel_groups and not self.gate_groups:
             raise ValueError(_nothing_to_grow(model, self.graph))
+        # An LSTM's mask value multiplies its cell state too: it cannot be folded into a stock
+        # LSTM's weights, so H(s) runs its kept units at value 1 (`inference_values`).
         self.unit_valued_groups = frozenset(
             name for name in self.channel_groups if isinstance(model.get_layer(name), RECURRENT)
         )
