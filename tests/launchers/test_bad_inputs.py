@@ -5,6 +5,7 @@ this process (one TensorFlow import); a few run it as a process, as a user does.
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from absl import flags
@@ -205,12 +206,25 @@ def test_ctrl_c_stops_with_status_130_and_a_resume_hint(train_main, tmp_path):
     import _thread
     import threading
 
-    # Ctrl-C 20 s in: during the start-up or the first steps of a 200-step run.
-    timer = threading.Timer(20.0, _thread.interrupt_main)
+    # Ctrl-C one second after training starts (its `train` log directory appears): during the
+    # first steps of a 200-step run however fast or loaded the machine (a fixed 20 s timer
+    # landed before training under load, or after a fast run's end).
+    started = tmp_path / "run" / "train"
+    stop = threading.Event()
+
+    def interrupt_once_training():
+        deadline = time.monotonic() + 600.0
+        while not started.exists() and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.1)
+        if not stop.wait(1.0):
+            _thread.interrupt_main()
+
+    watcher = threading.Thread(target=interrupt_once_training, daemon=True)
     with ctrl_c_raises():
-        timer.start()
+        watcher.start()
         status, output, _ = launch(train_main, tmp_path, *bindings("tfgrow.train.epochs=20"))
-    timer.cancel()
+    stop.set()
+    watcher.join()
     assert status == cli.EXIT_INTERRUPTED, output
     assert "Interrupted (Ctrl-C)" in output and "resume" in output
     assert "Traceback" not in output
