@@ -21,7 +21,7 @@ import tempfile
 from absl import app, flags
 
 from benchmarks import step_time
-from benchmarks.step_time_models import INPUTS, set_fraction, stock_model
+from benchmarks.step_time_models import INPUTS
 
 flags.DEFINE_string("model", "resnet50", "One of benchmarks.step_time's models.")
 flags.DEFINE_float("fraction", 0.5, "Active channel fraction of every group.")
@@ -72,14 +72,8 @@ def main(argv):
     if FLAGS.model not in INPUTS:
         raise app.UsageError(f"Expected a model from {sorted(INPUTS)}. Received: {FLAGS.model!r}")
     name = FLAGS.model
-    network = step_time.growing_model(name)
-    widths = set_fraction(network, FLAGS.fraction)
+    steps = step_time.ragged_steps_at(step_time.growing_model(name), name, FLAGS.fraction)
     batch = step_time.batch_for(name)
-    settings = step_time.optimizer(name)
-    steps = {
-        "grow": step_time.growing_step(network, False, step_time.batch_size(name), **settings),
-        "stock": step_time.stock_step(stock_model(network, widths), False, **settings),
-    }
     profiles = {label: op_times(step, batch, FLAGS.steps) for label, step in steps.items()}
     totals = {label: sum(t for t, _ in ops.values()) for label, ops in profiles.items()}
     print(

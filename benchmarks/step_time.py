@@ -250,15 +250,24 @@ def graph_ops(function, batch):
     return total
 
 
+def ragged_steps_at(network, name, fraction):
+    """{"grow": the growing (ragged) step, "stock": the stock step at the same widths} of
+    `network` (the growing model `name`), its masks set to draw `fraction` of every group."""
+    widths = set_fraction(network, fraction)
+    return {
+        "grow": growing_step(network, False, batch_size(name), **optimizer(name)),
+        "stock": stock_step(stock_model(network, widths), False, **optimizer(name)),
+    }
+
+
 def count_model_ops(name):
     """Graph ops of the growing (ragged) and stock steps of `name` at every fraction."""
     rows = []
     network = growing_model(name)
     batch = batch_for(name)
     for fraction in sorted((float(f) for f in FLAGS.fractions), reverse=True):
-        widths = set_fraction(network, fraction)
-        grow = graph_ops(growing_step(network, False, batch_size(name), **optimizer(name)), batch)
-        stock = graph_ops(stock_step(stock_model(network, widths), False, **optimizer(name)), batch)
+        steps = ragged_steps_at(network, name, fraction)
+        grow, stock = (graph_ops(steps[label], batch) for label in ("grow", "stock"))
         row = {"model": name, "fraction": fraction, "grow_ops": grow, "stock_ops": stock}
         print(
             f"{name:12s} fraction {fraction:.2f}  graph ops grow {grow}  stock {stock}", flush=True
